@@ -1,0 +1,40 @@
+"""The ``st-gloss`` command: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from evaluation.errors import InputError
+
+
+class _Group(click.Group):
+    """A group that turns bad input into a one-line message and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="st-gloss")
+def main() -> None:
+    """G-Loss for sentence-transformers: train with a graph loss, measure embedding quality."""
+
+
+def _register() -> None:
+    from st_gloss.demo import demo_command
+
+    main.add_command(demo_command, "demo")
+    try:
+        from evaluation.cli import eval_command
+    except ImportError:  # the evaluation command is optional while it is being built
+        return
+    main.add_command(eval_command, "eval")
+
+
+_register()
