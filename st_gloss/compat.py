@@ -1,0 +1,37 @@
+"""One place that hides import-path changes across sentence-transformers 5.x and 6.x.
+
+sentence-transformers 6 moved the SentenceTransformer-specific code under
+``sentence_transformers.sentence_transformer`` and the shared pieces under
+``sentence_transformers.base``; the old paths still import there, with a deprecation warning.
+"""
+
+from __future__ import annotations
+
+try:  # 6.x
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+except ImportError:  # 5.x
+    from sentence_transformers.sampler import DefaultBatchSampler  # type: ignore[no-redef]
+
+try:  # 6.x
+    from sentence_transformers.sentence_transformer import losses as st_losses
+except ImportError:  # 5.x
+    from sentence_transformers import losses as st_losses  # type: ignore[no-redef]
+
+try:  # 6.x
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+except ImportError:  # 5.x
+    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
+
+from sentence_transformers import SentenceTransformer
+
+
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """The sentence-embedding size of ``model`` (the method was renamed in 6.x)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = getter()
+    if dim is None:
+        raise ValueError("the model does not report its embedding dimension; pass embedding_dimension=")
+    return int(dim)
+
+
+__all__ = ["DefaultBatchSampler", "SentenceEvaluator", "SentenceTransformer", "embedding_dimension", "st_losses"]

@@ -1,0 +1,342 @@
+r"""The mathematics of G-Loss as pure functions on tensors.
+
+Everything here is stateless and differentiable with respect to the embeddings. The notation
+follows the paper (Sharma, Agarwal & Kumar, LoG 2025) and Zhu, Ghahramani & Lafferty (2003):
+
+- $X \in \mathbb{R}^{B \times d}$: the embeddings of a mini-batch, L2-normalised row-wise;
+- $W_{ij} = \exp\!\big(-\lVert x_i - x_j \rVert^2 / 2\sigma^2\big)$, $W_{ii} = 0$: the Gaussian graph;
+- $P$: a transition matrix made from $W$ (row-normalised $D^{-1}W$ by default);
+- $l$ / $u$: the labelled and the hidden (unlabelled) nodes; $Y_l$: one-hot labels of $l$;
+- $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$: the harmonic solution, one class distribution per hidden node;
+- $\mathcal{L}_G = -\frac{1}{|u|} \sum_{i \in u} \log F_{i, y_i}$: the graph loss.
+
+The solve runs in float64 (float32 on devices without float64, such as Apple's MPS) whatever the
+dtype of the embeddings, so the loss is the same under mixed precision and never NaN.
+
+Sigma rules live in :mod:`st_gloss.sigma`, label masking in :mod:`st_gloss.masking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Normalization = Literal["row", "symmetric"]
+NORMALIZATIONS: tuple[str, ...] = ("row", "symmetric")
+
+# Damping of the hidden-to-hidden block in the solve, per solve dtype. It keeps
+# I - alpha * P_uu invertible when a group of hidden nodes is (numerically) cut off from every
+# labelled node; on connected graphs it moves the solution by about this much, far below the
+# tolerance of any test or of float32 training.
+_DAMPING = {torch.float64: 1e-10, torch.float32: 1e-5}
+_TINY = {torch.float64: 1e-200, torch.float32: 1e-30}
+_LOG_FLOOR = 1e-12
+
+
+def solve_dtype_for(device: torch.device) -> torch.dtype:
+    """The dtype of the propagation solve on ``device``: float64, or float32 where float64 is missing.
+
+    Example:
+        >>> solve_dtype_for(torch.device("cpu"))
+        torch.float64
+    """
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def l2_normalize(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
+    r"""Scale each row to unit Euclidean norm: $x_i \leftarrow x_i / \max(\lVert x_i \rVert, \epsilon)$.
+
+    Example:
+        >>> l2_normalize(torch.tensor([[3.0, 4.0]]))
+        tensor([[0.6000, 0.8000]])
+    """
+    return F.normalize(embeddings, p=2, dim=-1, eps=eps)
+
+
+def squared_distances(embeddings: Tensor) -> Tensor:
+    r"""Pairwise squared Euclidean distances $\lVert x_i - x_j \rVert^2$, exactly zero on the diagonal.
+
+    Computed as $\lVert x_i\rVert^2 + \lVert x_j\rVert^2 - 2 x_i^\top x_j$ in at least float32 and
+    clamped at zero (rounding can make it slightly negative).
+
+    Example:
+        >>> squared_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+        tensor([[ 0., 25.],
+                [25.,  0.]])
+    """
+    x = embeddings if embeddings.dtype in (torch.float32, torch.float64) else embeddings.float()
+    sq_norms = (x * x).sum(dim=1)
+    d2 = sq_norms[:, None] + sq_norms[None, :] - 2.0 * (x @ x.T)
+    eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+    return d2.clamp_min(0.0).masked_fill(eye, 0.0)
+
+
+def pairwise_distances(embeddings: Tensor) -> Tensor:
+    r"""Pairwise Euclidean distances $\lVert x_i - x_j \rVert$ (zero on the diagonal).
+
+    Example:
+        >>> pairwise_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+        tensor([[0., 5.],
+                [5., 0.]])
+    """
+    d2 = squared_distances(embeddings)
+    # sqrt has an infinite derivative at 0: keep the diagonal out of it.
+    eye = torch.eye(d2.shape[0], dtype=torch.bool, device=d2.device)
+    return d2.masked_fill(eye, 1.0).sqrt().masked_fill(eye, 0.0)
+
+
+def _as_sigma(sigma: float | Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
+    if isinstance(sigma, Tensor):
+        # Computed by a sigma rule on this device: no host sync to validate it, just a floor.
+        if sigma.numel() != 1:
+            raise ValueError(f"sigma must be a single number, got a tensor of shape {tuple(sigma.shape)}")
+        return sigma.detach().to(device=device, dtype=dtype).reshape(()).clamp_min(1e-6)
+    if not (isinstance(sigma, (int, float)) and 0 < float(sigma) < float("inf")):
+        raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
+    return torch.tensor(float(sigma), dtype=dtype, device=device)
+
+
+def gaussian_logits(
+    embeddings: Tensor, sigma: float | Tensor, *, normalize: bool = True, dtype: torch.dtype | None = None
+) -> Tensor:
+    r"""The exponents of the Gaussian graph, $-\lVert x_i - x_j \rVert^2 / 2\sigma^2$, with $-\infty$ on the diagonal.
+
+    Working with logits lets the row normalisation be a softmax, which never divides by zero.
+
+    Args:
+        embeddings: ``(B, d)`` embeddings.
+        sigma: the kernel width (a positive float or 0-d tensor; treated as a constant).
+        normalize: L2-normalise the rows first (the paper does).
+        dtype: dtype of the result; defaults to the solve dtype of the device (float64 on CPU/CUDA).
+
+    Example:
+        >>> gaussian_logits(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), sigma=1.0)
+        tensor([[-inf, -1.],
+                [-1., -inf]], dtype=torch.float64)
+    """
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be a (batch, dim) matrix, got shape {tuple(embeddings.shape)}")
+    dtype = dtype or solve_dtype_for(embeddings.device)
+    x = l2_normalize(embeddings.to(dtype)) if normalize else embeddings.to(dtype)
+    sigma = _as_sigma(sigma, dtype, embeddings.device)
+    logits = -squared_distances(x) / (2.0 * sigma * sigma)
+    eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+    return logits.masked_fill(eye, float("-inf"))
+
+
+def gaussian_affinity(
+    embeddings: Tensor, sigma: float | Tensor, *, normalize: bool = True, dtype: torch.dtype | None = None
+) -> Tensor:
+    r"""The fully connected Gaussian graph $W_{ij} = \exp(-\lVert x_i - x_j\rVert^2 / 2\sigma^2)$, $W_{ii} = 0$.
+
+    Rows of ``embeddings`` are L2-normalised first unless ``normalize=False``.
+
+    Example:
+        >>> gaussian_affinity(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), sigma=1.0)
+        tensor([[0.0000, 0.3679],
+                [0.3679, 0.0000]], dtype=torch.float64)
+    """
+    return gaussian_logits(embeddings, sigma, normalize=normalize, dtype=dtype).exp()
+
+
+def transition_matrix(logits: Tensor, normalization: Normalization = "row") -> Tensor:
+    r"""Turn Gaussian logits into the transition matrix $P$ used for propagation.
+
+    - ``"row"`` (default): $P = D^{-1} W$ with $D = \mathrm{diag}(W \mathbf{1})$, the random-walk
+      matrix of Zhu & Ghahramani, computed as a row-wise softmax of the logits. With it the
+      harmonic solution equals scikit-learn's ``LabelPropagation(kernel="rbf", gamma=1/(2 sigma^2))``.
+    - ``"symmetric"``: the authors' reference code, there to reproduce the paper's numbers:
+      $A = D^{-1/2} W D^{-1/2}$, then each column divided by its sum, then each row by its sum.
+
+    Args:
+        logits: ``(B, B)`` output of :func:`gaussian_logits` (``-inf`` on the diagonal).
+        normalization: ``"row"`` or ``"symmetric"``.
+
+    Example:
+        >>> logits = gaussian_logits(torch.eye(3), sigma=1.0)
+        >>> transition_matrix(logits).sum(dim=1)
+        tensor([1., 1., 1.], dtype=torch.float64)
+    """
+    if normalization == "row":
+        return torch.softmax(logits, dim=1)
+    if normalization == "symmetric":
+        tiny = _TINY.get(logits.dtype, 1e-30)
+        # A global shift leaves D^-1/2 W D^-1/2 unchanged and keeps exp() from underflowing.
+        shift = logits.max().detach()
+        w = (logits - torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))).exp()
+        inv_sqrt_degree = w.sum(dim=1).clamp_min(tiny).rsqrt()
+        a = w * inv_sqrt_degree[:, None] * inv_sqrt_degree[None, :]
+        a = a / a.sum(dim=0, keepdim=True).clamp_min(tiny)
+        return a / a.sum(dim=1, keepdim=True).clamp_min(tiny)
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+def harmonic_solution(transition: Tensor, labelled_mask: Tensor, labelled_targets: Tensor) -> Tensor:
+    r"""Closed-form label propagation: $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$, rows renormalised to sum to 1.
+
+    Solved with an LU solve (never an explicit inverse). The hidden block is damped by a factor
+    $1 - 10^{-10}$ (float64) so that the system stays invertible when hidden nodes are cut off from
+    every labelled node; such nodes get the uniform distribution.
+
+    Args:
+        transition: ``(B, B)`` transition matrix $P$.
+        labelled_mask: ``(B,)`` bool, ``True`` for the nodes that keep their label.
+        labelled_targets: ``(n_l, C)`` label distributions $Y_l$ of the labelled nodes, in mask order.
+
+    Returns:
+        ``(n_u, C)``: the class distribution of each hidden node, in the order of
+        ``(~labelled_mask).nonzero()``.
+
+    Example:
+        >>> P = torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]], dtype=torch.float64)
+        >>> Y_l = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> harmonic_solution(P, torch.tensor([True, True, False]), Y_l)
+        tensor([[0.5000, 0.5000]], dtype=torch.float64)
+    """
+    hidden = ~labelled_mask
+    p_uu = transition[hidden][:, hidden]
+    p_ul = transition[hidden][:, labelled_mask]
+    n_u = p_uu.shape[0]
+    damping = _DAMPING.get(transition.dtype, 1e-5)
+    tiny = _TINY.get(transition.dtype, 1e-30)
+    system = torch.eye(n_u, dtype=transition.dtype, device=transition.device) - (1.0 - damping) * p_uu
+    f_u = torch.linalg.solve(system, p_ul @ labelled_targets.to(transition.dtype))
+    f_u = f_u.clamp_min(0.0)
+    totals = f_u.sum(dim=1, keepdim=True)
+    uniform = torch.full_like(f_u, 1.0 / max(f_u.shape[1], 1))
+    return torch.where(totals > tiny, f_u / totals.clamp_min(tiny), uniform)
+
+
+def propagate_labels(
+    embeddings: Tensor,
+    labels: Tensor,
+    labelled_mask: Tensor,
+    sigma: float | Tensor,
+    num_classes: int | None = None,
+    normalization: Normalization = "row",
+    *,
+    normalize: bool = True,
+) -> Tensor:
+    r"""Propagate the visible labels over the batch graph to the hidden nodes.
+
+    Builds the Gaussian graph of the (L2-normalised) embeddings, the transition matrix
+    (:func:`transition_matrix`) and returns the harmonic solution
+    $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$ (:func:`harmonic_solution`). Differentiable with respect to
+    ``embeddings``; computed in float64 (see :func:`solve_dtype_for`).
+
+    Args:
+        embeddings: ``(B, d)`` embeddings (any float dtype, any device).
+        labels: ``(B,)`` integer class ids.
+        labelled_mask: ``(B,)`` bool, ``True`` for the nodes whose label is visible.
+        sigma: Gaussian kernel width.
+        num_classes: number of classes $C$; defaults to ``labels.max() + 1``.
+        normalization: ``"row"`` ($D^{-1}W$, default) or ``"symmetric"`` (the authors' code).
+
+    Returns:
+        ``(n_u, C)`` class distributions of the hidden nodes (rows sum to 1), in the order of
+        ``(~labelled_mask).nonzero()``.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+        >>> y = torch.tensor([0, 0, 1, 1])
+        >>> mask = torch.tensor([True, False, True, False])
+        >>> propagate_labels(x, y, mask, sigma=0.3).argmax(dim=1)
+        tensor([0, 1])
+    """
+    labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
+    if not bool(labelled_mask.any()):
+        raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
+    num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    logits = gaussian_logits(embeddings, sigma, normalize=normalize)
+    transition = transition_matrix(logits, normalization)
+    targets = F.one_hot(labels[labelled_mask], num_classes).to(transition.dtype)
+    return harmonic_solution(transition, labelled_mask, targets)
+
+
+def balanced_class_weights(labels: Tensor, num_classes: int) -> Tensor:
+    r"""scikit-learn's ``"balanced"`` weights, $w_c = n / (k \cdot n_c)$ for the $k$ classes present.
+
+    Absent classes get weight 0.
+
+    Example:
+        >>> balanced_class_weights(torch.tensor([0, 0, 0, 1]), 3)
+        tensor([0.6667, 2.0000, 0.0000])
+    """
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = (counts > 0).sum()
+    return torch.where(counts > 0, labels.numel() / (present * counts.clamp_min(1)), torch.zeros_like(counts))
+
+
+def propagation_nll(
+    probabilities: Tensor, targets: Tensor, class_weights: Tensor | Sequence[float] | None = None
+) -> Tensor:
+    r"""Mean negative log-likelihood of the true classes: $-\frac{1}{n}\sum_i w_{y_i} \log F_{i, y_i} / \bar w$.
+
+    Probabilities are clamped at $10^{-12}$, so the loss is at most about 27.6 and never inf or NaN.
+    With class weights it is the weighted mean $\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}$, as
+    ``torch.nn.functional.nll_loss`` computes it.
+
+    Example:
+        >>> propagation_nll(torch.tensor([[0.5, 0.5], [0.9, 0.1]]), torch.tensor([0, 0]))
+        tensor(0.3993)
+    """
+    picked = probabilities.gather(1, targets[:, None]).squeeze(1)
+    nll = -picked.clamp(min=_LOG_FLOOR, max=1.0).log()
+    if class_weights is None:
+        return nll.mean()
+    weights = torch.as_tensor(class_weights, dtype=nll.dtype, device=nll.device)[targets]
+    return (weights * nll).sum() / weights.sum().clamp_min(_LOG_FLOOR)
+
+
+def graph_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    labelled_mask: Tensor,
+    sigma: float | Tensor,
+    num_classes: int | None = None,
+    normalization: Normalization = "row",
+    class_weights: Tensor | Sequence[float] | None = None,
+) -> Tensor:
+    r"""The G-Loss of one batch: propagate, then score the hidden nodes.
+
+    $$\mathcal{L}_G = -\frac{1}{|u|}\sum_{i \in u} \log \big[(I - P_{uu})^{-1} P_{ul} Y_l\big]_{i, y_i}$$
+
+    With no hidden node (or no labelled node) there is nothing to score: the result is a zero that
+    is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
+    embeddings promoted to at least float32.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], requires_grad=True)
+        >>> loss = graph_loss(x, torch.tensor([0, 0, 1, 1]), torch.tensor([True, False, True, False]), 0.3)
+        >>> bool(loss < 0.01)
+        True
+    """
+    labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
+    out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
+    if bool(labelled_mask.all()) or not bool(labelled_mask.any()):
+        return embeddings.sum().to(out_dtype) * 0.0
+    num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    probabilities = propagate_labels(embeddings, labels, labelled_mask, sigma, num_classes, normalization)
+    loss = propagation_nll(probabilities, labels[~labelled_mask], class_weights)
+    return loss.to(out_dtype)
+
+
+def _check_labels_and_mask(embeddings: Tensor, labels: Tensor, labelled_mask: Tensor) -> tuple[Tensor, Tensor]:
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be a (batch, dim) matrix, got shape {tuple(embeddings.shape)}")
+    labels = torch.as_tensor(labels, device=embeddings.device)
+    labelled_mask = torch.as_tensor(labelled_mask, device=embeddings.device)
+    if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
+        raise ValueError(
+            f"labels must be 1-D with one entry per embedding ({embeddings.shape[0]}), "
+            f"got shape {tuple(labels.shape)}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    if labelled_mask.dtype != torch.bool or labelled_mask.shape != labels.shape:
+        raise ValueError(f"labelled_mask must be a bool tensor of shape {tuple(labels.shape)}")
+    return labels.long(), labelled_mask

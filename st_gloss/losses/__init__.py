@@ -1,0 +1,5 @@
+"""Losses for sentence-transformers, one per module, named after the loss."""
+
+from st_gloss.losses.graph_guided import GraphGuidedLoss
+
+__all__ = ["GraphGuidedLoss"]

@@ -1,0 +1,375 @@
+"""GraphGuidedLoss: G-Loss as a sentence-transformers loss."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from st_gloss import compat, functional
+from st_gloss.compat import SentenceTransformer
+from st_gloss.masking import stratified_labelled_mask
+from st_gloss.sigma import SIGMA_RULES, compute_sigma
+
+CITATION = """
+@inproceedings{sharma2025gloss,
+    title={G-Loss: Graph-Guided Fine-Tuning of Language Models},
+    author={Sharma and Agarwal and Kumar},
+    booktitle={Proceedings of the Learning on Graphs Conference (LoG)},
+    year={2025},
+    eprint={2604.25853},
+    archivePrefix={arXiv},
+    primaryClass={cs.CL}
+}
+"""
+
+DEGENERATE_BATCH_WARNING = (
+    "GraphGuidedLoss got a batch in which no label can be propagated (one class only, or every class "
+    "a single example); its graph loss is 0 for that batch. G-Loss needs several examples of several "
+    "classes per batch: train with batch_sampler=st_gloss.ClassBalancedBatchSampler (or "
+    "BatchSamplers.GROUP_BY_LABEL) and a batch size of 32 or more."
+)
+
+
+class GraphGuidedLoss(nn.Module):
+    r"""G-Loss: fine-tune the embedding space by propagating labels over the mini-batch graph.
+
+    For each batch the loss embeds the texts, L2-normalises them and builds a fully connected graph
+    with Gaussian weights. It hides the labels of a random, class-stratified part of the batch and
+    propagates the visible labels to the hidden nodes in closed form (the harmonic solution of
+    Zhu, Ghahramani & Lafferty, 2003). The loss is the negative log-likelihood of the hidden nodes'
+    true classes under the propagated distributions. Gradients flow through the whole graph, so
+    every example's position matters for every other: the model learns the global class structure
+    of the space rather than pairwise or triplet constraints.
+
+    $$W_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big),\quad W_{ii}=0,\qquad
+    P = D^{-1} W,\qquad F_u = (I - P_{uu})^{-1} P_{ul} Y_l$$
+
+    $$\mathcal{L}_G = -\frac{1}{|u|} \sum_{i \in u} \log F_{i, y_i}, \qquad
+    \mathcal{L} = \lambda\, \mathcal{L}_G + (1 - \lambda)\, \mathcal{L}_{CE}$$
+
+    Without ``num_labels`` the loss is the paper's standalone G-Loss ($\lambda = 1$). With
+    ``num_labels`` it owns a linear head on the sentence embedding and returns both parts,
+    $\lambda \mathcal{L}_G$ and $(1-\lambda)\mathcal{L}_{CE}$, as a dict (the trainer sums and logs
+    them), computed from one forward pass of the encoder. The head is trained with the model but
+    is not saved with it.
+
+    Args:
+        model: the SentenceTransformer to fine-tune.
+        labelled_fraction: $\gamma$, the share of each class in a batch that keeps its label
+            (strictly between 0 and 1). The paper uses 0.5 to 0.7.
+        sigma: the Gaussian kernel width $\sigma$: a positive number, ``"sqrt_median"`` (the paper's
+            rule, $\sqrt{\mathrm{median\ distance}/3}$) or ``"dicm"`` (the closest pair of different
+            classes over 3, from the authors' code). A rule is applied to every batch until
+            :meth:`calibrate_sigma` fixes it from the training set, as the paper does.
+        num_labels: number of classes; with it the loss owns a linear classification head (the
+            paper's integrated mode) and checks that every label is below it.
+        graph_weight: $\lambda$, the weight of the graph loss. Defaults to 1 without a head and 0.8
+            with one (the paper uses 0.7 to 0.9).
+        normalization: ``"row"`` ($D^{-1}W$, default; equals scikit-learn's ``LabelPropagation``) or
+            ``"symmetric"`` (the authors' code: $D^{-1/2} W D^{-1/2}$, then column- and
+            row-normalised), to reproduce the paper.
+        class_weight: ``None``, ``"balanced"`` (per batch, $w_c = n / (k\, n_c)$ as in the authors'
+            code) or one weight per class, for the graph loss of skewed datasets.
+        seed: seed of the masking generator. ``None`` takes ``torch.initial_seed()`` at the first
+            step, which the trainer sets from its ``seed`` argument.
+        embedding_dimension: size of the sentence embedding, when the model cannot report it.
+
+    References:
+        - Sharma, Agarwal & Kumar, "G-Loss: Graph-Guided Fine-Tuning of Language Models",
+          LoG 2025, https://arxiv.org/abs/2604.25853
+        - Zhu, Ghahramani & Lafferty, "Semi-Supervised Learning Using Gaussian Fields and Harmonic
+          Functions", ICML 2003.
+
+    Requirements:
+        1. Each input is a single text labelled with an integer class.
+        2. Each batch holds several examples of each of several classes: a class with one example
+           in the batch is never scored, and a batch of one class has nothing to propagate.
+
+    Inputs:
+        +---------------+--------+
+        | Texts         | Labels |
+        +===============+========+
+        | single inputs | class  |
+        +---------------+--------+
+
+    Recommendations:
+        - Use ``batch_sampler=st_gloss.ClassBalancedBatchSampler`` in the training arguments, so
+          that every batch holds several examples of several classes; with skewed classes use
+          ``ClassBalancedBatchSampler.with_options(balanced=True)``.
+        - Batches of 32 to 128: the graph of a larger batch sees more of the class structure; the
+          loss costs $O(B^2 d + |u|^3)$, small next to the encoder at these sizes.
+        - Call :meth:`calibrate_sigma` on the training texts before training to fix $\sigma$ as
+          the paper does; otherwise the rule is applied per batch.
+
+    Relations:
+        - :class:`~sentence_transformers.sentence_transformer.losses.BatchAllTripletLoss` and
+          :class:`~sentence_transformers.sentence_transformer.losses.BatchHardTripletLoss` use the
+          same (text, class) inputs but constrain triplets, not the whole graph.
+        - :class:`~sentence_transformers.sentence_transformer.losses.SoftmaxLoss` trains a
+          classification head on pairs; the head of this loss is on single texts.
+
+    Example:
+        ::
+
+            from datasets import Dataset
+            from sentence_transformers import (
+                SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+            )
+            from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
+
+            model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
+            train_dataset = Dataset.from_dict({
+                "text": ["A gripping, funny film.", "Dull and far too long.",
+                         "I loved every minute.", "A waste of two hours."],
+                "label": [1, 0, 1, 0],
+            })
+            loss = GraphGuidedLoss(model, labelled_fraction=0.7, sigma="sqrt_median")
+            loss.calibrate_sigma(train_dataset["text"])  # fix sigma on the training set
+            args = SentenceTransformerTrainingArguments(
+                output_dir="gloss-model",
+                per_device_train_batch_size=64,
+                batch_sampler=ClassBalancedBatchSampler,
+            )
+            trainer = SentenceTransformerTrainer(
+                model=model, args=args, train_dataset=train_dataset, loss=loss,
+            )
+            trainer.train()
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        labelled_fraction: float = 0.7,
+        sigma: float | str = "sqrt_median",
+        num_labels: int | None = None,
+        graph_weight: float | None = None,
+        normalization: str = "row",
+        class_weight: str | Sequence[float] | None = None,
+        seed: int | None = None,
+        embedding_dimension: int | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if not (isinstance(labelled_fraction, (int, float)) and 0.0 < labelled_fraction < 1.0):
+            raise ValueError(
+                f"{name}: labelled_fraction (gamma) must lie strictly between 0 and 1, got "
+                f"{labelled_fraction!r}; the paper uses 0.5 to 0.7"
+            )
+        if isinstance(sigma, str):
+            if sigma not in SIGMA_RULES:
+                raise ValueError(f"{name}: unknown sigma rule {sigma!r}; use a positive number or one of {SIGMA_RULES}")
+        elif not (isinstance(sigma, (int, float)) and 0.0 < float(sigma) < math.inf):
+            raise ValueError(f"{name}: sigma must be a positive number or one of {SIGMA_RULES}, got {sigma!r}")
+        if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 2):
+            raise ValueError(f"{name}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}")
+        if graph_weight is None:
+            graph_weight = 1.0 if num_labels is None else 0.8
+        if not 0.0 <= float(graph_weight) <= 1.0:
+            raise ValueError(f"{name}: graph_weight (lambda) must lie in [0, 1], got {graph_weight!r}")
+        if num_labels is None and float(graph_weight) != 1.0:
+            raise ValueError(
+                f"{name}: graph_weight={graph_weight} mixes in a cross-entropy head, which needs "
+                "num_labels=<number of classes>; without a head leave graph_weight at 1"
+            )
+        if normalization not in functional.NORMALIZATIONS:
+            raise ValueError(f"{name}: normalization must be one of {functional.NORMALIZATIONS}, got {normalization!r}")
+        if isinstance(class_weight, str) and class_weight != "balanced":
+            raise ValueError(f"{name}: class_weight must be None, 'balanced' or one weight per class, got {class_weight!r}")
+        if class_weight is not None and not isinstance(class_weight, str):
+            class_weight = [float(w) for w in class_weight]
+            if num_labels is not None and len(class_weight) != num_labels:
+                raise ValueError(f"{name}: class_weight has {len(class_weight)} weights for {num_labels} classes")
+
+        self.model = model
+        self.labelled_fraction = float(labelled_fraction)
+        self.sigma = sigma
+        self.calibrated_sigma: float | None = None
+        self.num_labels = num_labels
+        self.graph_weight = float(graph_weight)
+        self.normalization = normalization
+        self.class_weight = class_weight
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        self._warned_degenerate = False
+        self.classifier: nn.Linear | None = None
+        if num_labels is not None:
+            dim = embedding_dimension or compat.embedding_dimension(model)
+            self.classifier = nn.Linear(dim, num_labels)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor | dict[str, Tensor]:
+        features = list(sentence_features)
+        if len(features) != 1:
+            raise ValueError(
+                f"{type(self).__name__} takes single texts with a class label (one text column), "
+                f"got {len(features)} text columns"
+            )
+        embeddings = self.model(features[0])["sentence_embedding"]
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def compute_loss_from_embeddings(
+        self, embeddings: Tensor | Sequence[Tensor], labels: Tensor
+    ) -> Tensor | dict[str, Tensor]:
+        """The loss of one batch from its sentence embeddings ``(B, d)`` and labels ``(B,)``.
+
+        Returns a scalar (standalone) or ``{"graph": lambda * L_G, "ce": (1 - lambda) * L_CE}``.
+        """
+        if not isinstance(embeddings, Tensor):
+            embeddings = embeddings[0]
+        labels, labels_cpu = self._check_labels(embeddings, labels)
+        mask = stratified_labelled_mask(labels_cpu, self.labelled_fraction, self._masking_generator())
+        out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
+
+        if bool(mask.all()) or labels_cpu.unique().numel() < 2:
+            self._warn_degenerate()
+            graph = embeddings.sum().to(out_dtype) * 0.0
+        else:
+            num_classes = self.num_labels or int(labels_cpu.max()) + 1
+            weights = self.class_weight
+            if weights == "balanced":
+                weights = functional.balanced_class_weights(labels, num_classes)
+            graph = functional.graph_loss(
+                embeddings,
+                labels,
+                mask.to(embeddings.device),
+                self.sigma_for_batch(embeddings, labels),
+                num_classes=num_classes,
+                normalization=self.normalization,
+                class_weights=weights,
+            )
+
+        if self.classifier is None:
+            return graph
+        logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
+        ce = F.cross_entropy(logits.float(), labels).to(graph.dtype)
+        return {"graph": self.graph_weight * graph, "ce": (1.0 - self.graph_weight) * ce}
+
+    # ------------------------------------------------------------------ sigma
+
+    def sigma_for_batch(self, embeddings: Tensor, labels: Tensor) -> Tensor | float:
+        """The sigma used for this batch: the calibrated value, the fixed value, or the rule applied to the batch."""
+        if self.calibrated_sigma is not None:
+            return self.calibrated_sigma
+        if isinstance(self.sigma, str):
+            return compute_sigma(self.sigma, embeddings.detach(), labels)
+        return float(self.sigma)
+
+    @torch.no_grad()
+    def calibrate_sigma(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int] | None = None,
+        *,
+        rule: str | None = None,
+        max_texts: int = 2048,
+        batch_size: int = 64,
+        seed: int = 0,
+        show_progress_bar: bool | None = None,
+    ) -> float:
+        """Fix sigma from the training set before training, as the paper does.
+
+        Encodes up to ``max_texts`` texts (a seeded random subset) with the current model and applies
+        ``rule`` (default: this loss's rule, or ``"sqrt_median"`` when sigma is a number) to all their
+        pairs. The value is then used for every batch and shown in :meth:`get_config_dict`.
+
+        Args:
+            texts: training texts.
+            labels: their labels (needed by the ``"dicm"`` rule only).
+            rule: ``"sqrt_median"`` or ``"dicm"``.
+            max_texts: how many texts to encode at most.
+            batch_size: encoding batch size.
+            seed: seed of the subset.
+            show_progress_bar: passed to ``model.encode``.
+
+        Returns:
+            The calibrated sigma.
+
+        Example:
+            >>> loss = GraphGuidedLoss(model)  # doctest: +SKIP
+            >>> loss.calibrate_sigma(train_dataset["text"])  # doctest: +SKIP
+            0.61
+        """
+        rule = rule or (self.sigma if isinstance(self.sigma, str) else "sqrt_median")
+        if rule not in SIGMA_RULES:
+            raise ValueError(f"{type(self).__name__}: unknown sigma rule {rule!r}; use one of {SIGMA_RULES}")
+        texts = list(texts)
+        if len(texts) < 2:
+            raise ValueError(f"{type(self).__name__}.calibrate_sigma needs at least two texts, got {len(texts)}")
+        if rule == "dicm" and labels is None:
+            raise ValueError(f"{type(self).__name__}.calibrate_sigma: the 'dicm' rule needs the labels of the texts")
+        index = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed))[:max_texts].tolist()
+        subset = [texts[i] for i in index]
+        embeddings = self.model.encode(
+            subset, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress_bar
+        )
+        subset_labels = None if labels is None else torch.as_tensor([int(labels[i]) for i in index])
+        sigma = float(compute_sigma(rule, embeddings.float(), subset_labels))
+        self.calibrated_sigma = sigma
+        self.sigma = rule
+        return sigma
+
+    # ------------------------------------------------------------------ helpers
+
+    def _masking_generator(self) -> torch.Generator:
+        if self._generator is None:
+            seed = self.seed if self.seed is not None else torch.initial_seed()
+            self._generator = torch.Generator().manual_seed(int(seed) % (2**63))
+        return self._generator
+
+    def _warn_degenerate(self) -> None:
+        if not self._warned_degenerate:
+            warnings.warn(DEGENERATE_BATCH_WARNING, UserWarning, stacklevel=3)
+            self._warned_degenerate = True
+
+    def _check_labels(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Validate the labels; return them as int64 on the embeddings' device and on the CPU."""
+        name = type(self).__name__
+        if labels is None:
+            raise ValueError(f"{name} needs a class label for every text: give the dataset a 'label' column")
+        labels = torch.as_tensor(labels, device=embeddings.device)
+        if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
+            raise ValueError(
+                f"{name} expects 1-D labels, one per text ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
+            )
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
+            raise ValueError(
+                f"{name} expects integer class ids as labels, got dtype {labels.dtype}; "
+                "map class names to 0..C-1 first"
+            )
+        labels = labels.long()
+        labels_cpu = labels.detach().cpu()  # one host copy per step; every check below reads it
+        if labels_cpu.numel() and int(labels_cpu.min()) < 0:
+            raise ValueError(f"{name}: labels must be class ids >= 0, got {int(labels_cpu.min())}")
+        if self.num_labels is not None and labels_cpu.numel() and int(labels_cpu.max()) >= self.num_labels:
+            raise ValueError(
+                f"{name}: label {int(labels_cpu.max())} is out of range for num_labels={self.num_labels}; "
+                "set num_labels to the number of classes"
+            )
+        return labels, labels_cpu
+
+    # ------------------------------------------------------------------ model card
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The loss's parameters, JSON-safe, for the model card."""
+        return {
+            "labelled_fraction": self.labelled_fraction,
+            "sigma": self.sigma,
+            "calibrated_sigma": self.calibrated_sigma,
+            "num_labels": self.num_labels,
+            "graph_weight": self.graph_weight,
+            "normalization": self.normalization,
+            "class_weight": self.class_weight,
+            "seed": self.seed,
+        }
+
+    @property
+    def citation(self) -> str:
+        """BibTeX of the G-Loss paper, shown in the model card."""
+        return CITATION

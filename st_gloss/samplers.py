@@ -1,0 +1,182 @@
+"""Batch samplers that give G-Loss what it needs: several examples of several classes per batch."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from st_gloss.compat import DefaultBatchSampler
+
+DEFAULT_LABEL_COLUMNS = ["label", "labels", "score"]
+
+
+class ClassBalancedBatchSampler(DefaultBatchSampler):
+    """Batches made of groups of ``samples_per_class`` examples of the same class.
+
+    G-Loss propagates labels inside a batch: a class needs at least two examples in the batch to be
+    scored (one keeps its label, one is hidden), and the graph says more when several classes meet.
+    A plain random batch of a dataset with many classes (R52: 52 classes) holds mostly singletons.
+    This sampler shuffles each class, cuts it into groups of ``samples_per_class`` and fills every
+    batch with whole groups.
+
+    Two modes:
+
+    - ``balanced=False`` (default): every example once per epoch; batches keep the dataset's class
+      frequencies. Use it when classes are roughly balanced (MR, 20NG).
+    - ``balanced=True``: each batch draws its groups from classes chosen uniformly, cycling
+      through each class's examples (small classes repeat within an epoch); an epoch has as many
+      batches as the dataset has examples divided by the batch size. Use it for skewed classes
+      (R8, R52, Ohsumed) so rare classes are seen and scored.
+
+    Pass the class (or :meth:`with_options` for non-default options) as ``batch_sampler`` of
+    :class:`~sentence_transformers.SentenceTransformerTrainingArguments`; the trainer supplies the
+    dataset, batch size, label column, generator and seed, and calls ``set_epoch`` every epoch.
+
+    Args:
+        dataset: a ``datasets.Dataset`` with a label column.
+        batch_size: examples per batch (at least 4).
+        drop_last: drop the last, smaller batch of an epoch (``balanced=False`` only).
+        valid_label_columns: candidate names of the label column; the first present is used.
+        generator: random generator (seeded with ``seed + epoch`` at every epoch).
+        seed: base seed.
+        samples_per_class: examples of one class per group; default ``max(4, ceil(batch_size /
+            number of classes))``, at most ``batch_size // 2`` so that a batch always spans two classes.
+        balanced: draw classes uniformly (see above).
+
+    Example:
+        >>> from datasets import Dataset
+        >>> ds = Dataset.from_dict({"text": [str(i) for i in range(12)], "label": [0] * 6 + [1] * 6})
+        >>> sampler = ClassBalancedBatchSampler(ds, batch_size=4, drop_last=False, samples_per_class=2)
+        >>> [sorted(ds[b]["label"]) for b in sampler][:2]
+        [[0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool = False,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        *,
+        samples_per_class: int | None = None,
+        balanced: bool = False,
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
+        if batch_size < 4:
+            raise ValueError(f"ClassBalancedBatchSampler needs batch_size >= 4 (two classes x two examples), got {batch_size}")
+        labels = _label_column(dataset, valid_label_columns or DEFAULT_LABEL_COLUMNS)
+        groups: dict[Any, list[int]] = defaultdict(list)
+        for index, label in enumerate(labels):
+            groups[label].append(index)
+        if len(groups) < 2:
+            raise ValueError(
+                f"ClassBalancedBatchSampler needs at least two classes in the dataset, found {len(groups)}"
+            )
+        self.groups = dict(sorted(groups.items(), key=lambda item: str(item[0])))
+        if samples_per_class is None:
+            samples_per_class = max(4, math.ceil(batch_size / len(self.groups)))
+        if samples_per_class < 2:
+            raise ValueError(f"samples_per_class must be at least 2, got {samples_per_class}")
+        self.samples_per_class = min(samples_per_class, batch_size // 2)
+        self.balanced = balanced
+        self.num_examples = len(labels)
+
+    @classmethod
+    def with_options(cls, *, samples_per_class: int | None = None, balanced: bool = False):
+        """A factory with non-default options, for the trainer's ``batch_sampler`` argument.
+
+        Example:
+            >>> factory = ClassBalancedBatchSampler.with_options(balanced=True)
+            >>> # SentenceTransformerTrainingArguments(..., batch_sampler=factory)
+        """
+        return functools.partial(cls, samples_per_class=samples_per_class, balanced=balanced)
+
+    def _fresh_generator(self) -> torch.Generator:
+        generator = self.generator or torch.Generator()
+        if self.seed is not None:
+            generator.manual_seed(int(self.seed) + int(self.epoch))
+        return generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = self._fresh_generator()
+        if self.balanced:
+            yield from self._balanced_batches(generator)
+        else:
+            yield from self._epoch_batches(generator)
+
+    def _epoch_batches(self, generator: torch.Generator) -> Iterator[list[int]]:
+        chunks: list[list[int]] = []
+        m = self.samples_per_class
+        for indices in self.groups.values():
+            shuffled = [indices[i] for i in torch.randperm(len(indices), generator=generator)]
+            pieces = [shuffled[i : i + m] for i in range(0, len(shuffled), m)]
+            if len(pieces) > 1 and len(pieces[-1]) == 1:  # never leave a lone example of a class
+                pieces[-2].extend(pieces.pop())
+            chunks.extend(pieces)
+        stream = [i for c in torch.randperm(len(chunks), generator=generator).tolist() for i in chunks[c]]
+        for start in range(0, len(stream), self.batch_size):
+            batch = stream[start : start + self.batch_size]
+            if len(batch) == self.batch_size or not self.drop_last:
+                yield batch
+
+    def _balanced_batches(self, generator: torch.Generator) -> Iterator[list[int]]:
+        queues = {label: _CyclicQueue(indices, generator) for label, indices in self.groups.items()}
+        labels = list(queues)
+        m = self.samples_per_class
+        for _ in range(len(self)):
+            batch: list[int] = []
+            while len(batch) < self.batch_size:
+                for c in torch.randperm(len(labels), generator=generator).tolist():
+                    batch.extend(queues[labels[c]].take(min(m, self.batch_size - len(batch))))
+                    if len(batch) == self.batch_size:
+                        break
+            yield batch
+
+    def __len__(self) -> int:
+        if self.balanced:
+            return max(1, self.num_examples // self.batch_size)
+        if self.drop_last:
+            return self.num_examples // self.batch_size
+        return math.ceil(self.num_examples / self.batch_size)
+
+
+class _CyclicQueue:
+    """Hands out a class's indices in shuffled rounds, reshuffling when a round is used up."""
+
+    def __init__(self, indices: Sequence[int], generator: torch.Generator) -> None:
+        self.indices = list(indices)
+        self.generator = generator
+        self.order: list[int] = []
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n:
+            if not self.order:
+                self.order = [self.indices[i] for i in torch.randperm(len(self.indices), generator=self.generator)]
+            out.append(self.order.pop())
+        return out
+
+
+def _label_column(dataset: Any, candidates: list[str]) -> list[Any]:
+    names = getattr(dataset, "column_names", None) or []
+    for name in candidates:
+        if name in names:
+            return list(dataset[name])
+    raise ValueError(
+        f"ClassBalancedBatchSampler found no label column: looked for {candidates}, the dataset has {names}; "
+        "name the class column 'label'"
+    )

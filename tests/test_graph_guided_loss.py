@@ -1,0 +1,180 @@
+"""GraphGuidedLoss: the sentence-transformers glue around the math."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from st_gloss import GraphGuidedLoss
+from st_gloss import functional as F
+from st_gloss.masking import stratified_labelled_mask
+
+
+class FakeModel(torch.nn.Module):
+    """Stands in for a SentenceTransformer where only the embedding size matters."""
+
+    def get_embedding_dimension(self):
+        return 4
+
+
+def clusters(seed=0, n=6, classes=3, dim=4, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=g) * 2
+    x = torch.cat([c + 0.5 * torch.randn(n, dim, generator=g) for c in centres]).to(dtype)
+    return x, torch.arange(classes).repeat_interleave(n)
+
+
+def test_standalone_loss_equals_the_functional_with_the_same_mask():
+    x, y = clusters()
+    loss = GraphGuidedLoss(FakeModel(), labelled_fraction=0.6, sigma=0.5, seed=3)
+    value = loss.compute_loss_from_embeddings(x, y)
+    mask = stratified_labelled_mask(y, 0.6, torch.Generator().manual_seed(3))
+    expected = F.graph_loss(x, y, mask, 0.5, num_classes=3)
+    torch.testing.assert_close(value, expected)
+
+
+def test_same_seed_same_losses_and_masks_change_between_steps():
+    x, y = clusters()
+    a = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=7)
+    b = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=7)
+    first = [float(a.compute_loss_from_embeddings(x, y)) for _ in range(4)]
+    second = [float(b.compute_loss_from_embeddings(x, y)) for _ in range(4)]
+    assert first == second
+    assert len(set(first)) > 1  # a new mask every step
+
+
+def test_seed_defaults_to_torch_initial_seed():
+    x, y = clusters()
+    torch.manual_seed(123)
+    a = float(GraphGuidedLoss(FakeModel(), sigma=0.5).compute_loss_from_embeddings(x, y))
+    b = float(GraphGuidedLoss(FakeModel(), sigma=0.5, seed=123).compute_loss_from_embeddings(x, y))
+    assert a == b
+
+
+def test_head_returns_weighted_graph_and_ce_parts_from_one_embedding():
+    x, y = clusters()
+    loss = GraphGuidedLoss(FakeModel(), sigma=0.5, num_labels=3, graph_weight=0.7, seed=1)
+    parts = loss.compute_loss_from_embeddings(x, y)
+    assert set(parts) == {"graph", "ce"}
+    ref = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=1)
+    torch.testing.assert_close(parts["graph"], 0.7 * ref.compute_loss_from_embeddings(x, y))
+    ce = torch.nn.functional.cross_entropy(loss.classifier(x), y)
+    torch.testing.assert_close(parts["ce"], 0.3 * ce)
+    sum(parts.values()).backward()
+    assert loss.classifier.weight.grad is not None
+
+
+def test_default_graph_weight_depends_on_the_head():
+    assert GraphGuidedLoss(FakeModel()).graph_weight == 1.0
+    assert GraphGuidedLoss(FakeModel(), num_labels=3).graph_weight == 0.8
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        torch.tensor([2, 2, 2, 2, 2, 2]),  # all one class
+        torch.tensor([1]),  # one example
+        torch.tensor([0, 1, 2, 3, 4, 5]),  # every class a singleton
+    ],
+    ids=["one-class", "one-example", "all-singletons"],
+)
+def test_degenerate_batches_give_a_zero_that_backpropagates_and_warn_once(labels):
+    emb = torch.randn(labels.numel(), 4, requires_grad=True)
+    loss = GraphGuidedLoss(FakeModel(), sigma="dicm", seed=0)
+    with pytest.warns(UserWarning, match="ClassBalancedBatchSampler"):
+        value = loss.compute_loss_from_embeddings(emb, labels)
+    value.backward()
+    assert float(value.detach()) == 0.0 and emb.grad is not None and torch.isfinite(emb.grad).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second degenerate batch stays silent
+        loss.compute_loss_from_embeddings(emb, labels)
+
+
+def test_degenerate_batch_with_head_keeps_the_ce_part():
+    emb = torch.randn(4, 4, requires_grad=True)
+    loss = GraphGuidedLoss(FakeModel(), num_labels=3, graph_weight=0.5)
+    with pytest.warns(UserWarning):
+        parts = loss.compute_loss_from_embeddings(emb, torch.tensor([1, 1, 1, 1]))
+    assert float(parts["graph"]) == 0.0 and float(parts["ce"]) > 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"labelled_fraction": 0.0}, "labelled_fraction"),
+        ({"labelled_fraction": 1.0}, "labelled_fraction"),
+        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"sigma": "mean"}, "unknown sigma rule"),
+        ({"graph_weight": 0.5}, "num_labels"),
+        ({"num_labels": 3, "graph_weight": 1.5}, "graph_weight"),
+        ({"num_labels": 1}, "num_labels"),
+        ({"normalization": "cols"}, "normalization"),
+        ({"class_weight": "inverse"}, "class_weight"),
+    ],
+)
+def test_bad_arguments_name_the_class_and_the_fix(kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        GraphGuidedLoss(FakeModel(), **kwargs)
+    assert "GraphGuidedLoss" in str(info.value)
+
+
+def test_bad_labels_are_refused():
+    emb = torch.randn(4, 4)
+    loss = GraphGuidedLoss(FakeModel(), num_labels=3)
+    with pytest.raises(ValueError, match="integer class ids"):
+        loss.compute_loss_from_embeddings(emb, torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="1-D labels"):
+        loss.compute_loss_from_embeddings(emb, torch.tensor([[0, 1], [0, 1]]))
+    with pytest.raises(ValueError, match="out of range for num_labels=3"):
+        loss.compute_loss_from_embeddings(emb, torch.tensor([0, 1, 2, 3]))
+
+
+def test_balanced_class_weight_changes_a_skewed_batch_loss():
+    x, y = clusters(n=6)
+    y = torch.tensor([0] * 12 + [1] * 3 + [2] * 3)
+    plain = GraphGuidedLoss(FakeModel(), sigma=1.0, seed=0).compute_loss_from_embeddings(x, y)
+    weighted = GraphGuidedLoss(FakeModel(), sigma=1.0, seed=0, class_weight="balanced")
+    assert float(weighted.compute_loss_from_embeddings(x, y)) != pytest.approx(float(plain))
+
+
+def test_autocast_bfloat16_gives_a_finite_float32_loss():
+    x, y = clusters()
+    layer = torch.nn.Linear(4, 4)
+    loss = GraphGuidedLoss(FakeModel(), num_labels=3, seed=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = layer(x)
+        assert emb.dtype == torch.bfloat16
+        parts = loss.compute_loss_from_embeddings(emb, y)
+    total = sum(parts.values())
+    total.backward()
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+    assert torch.isfinite(layer.weight.grad).all()
+
+
+def test_config_is_json_safe_and_citation_names_the_paper():
+    loss = GraphGuidedLoss(FakeModel(), sigma="sqrt_median", num_labels=3, class_weight=[1, 2, 3])
+    config = loss.get_config_dict()
+    assert json.loads(json.dumps(config)) == config
+    assert config["labelled_fraction"] == 0.7 and config["sigma"] == "sqrt_median"
+    assert "2604.25853" in loss.citation and "G-Loss" in loss.citation
+
+
+def test_calibrate_sigma_fixes_the_paper_rule_on_the_training_texts(tiny_model):
+    from tiny_model import simple_corpus as corpus
+
+    texts, labels = corpus()
+    loss = GraphGuidedLoss(tiny_model, sigma="sqrt_median")
+    sigma = loss.calibrate_sigma(texts, show_progress_bar=False)
+    emb = tiny_model.encode(texts, convert_to_tensor=True)
+    from st_gloss.sigma import sqrt_median_sigma
+
+    assert sigma == pytest.approx(float(sqrt_median_sigma(emb)), rel=1e-5)
+    assert loss.get_config_dict()["calibrated_sigma"] == sigma
+    assert loss.sigma_for_batch(emb[:4], torch.tensor(labels[:4])) == sigma
+    with pytest.raises(ValueError, match="needs the labels"):
+        loss.calibrate_sigma(texts, rule="dicm")
+    assert loss.calibrate_sigma(texts, labels, rule="dicm", show_progress_bar=False) > 0
