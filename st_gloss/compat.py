@@ -25,6 +25,18 @@ except ImportError:  # 5.x
 from sentence_transformers import SentenceTransformer
 
 
+def warmup_arguments(ratio: float) -> dict[str, float]:
+    """Training arguments for a linear warmup over ``ratio`` of the steps.
+
+    transformers 5 takes a float ``warmup_steps`` and deprecates ``warmup_ratio``; 4.x needs the latter.
+    """
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"warmup_steps": float(ratio)}
+    return {"warmup_ratio": float(ratio)}
+
+
 def embedding_dimension(model: SentenceTransformer) -> int:
     """The sentence-embedding size of ``model`` (the method was renamed in 6.x)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -34,4 +46,11 @@ def embedding_dimension(model: SentenceTransformer) -> int:
     return int(dim)
 
 
-__all__ = ["DefaultBatchSampler", "SentenceEvaluator", "SentenceTransformer", "embedding_dimension", "st_losses"]
+__all__ = [
+    "DefaultBatchSampler",
+    "SentenceEvaluator",
+    "SentenceTransformer",
+    "embedding_dimension",
+    "st_losses",
+    "warmup_arguments",
+]

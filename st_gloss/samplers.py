@@ -27,7 +27,8 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     Two modes:
 
     - ``balanced=False`` (default): every example once per epoch; batches keep the dataset's class
-      frequencies. Use it when classes are roughly balanced (MR, 20NG).
+      frequencies. Use it when classes are roughly balanced (MR, 20NG). A last, smaller batch of
+      one class swaps one example with the batch before, so it can still be scored.
     - ``balanced=True``: each batch draws its groups from classes chosen uniformly, cycling
       through each class's examples (small classes repeat within an epoch); an epoch has as many
       batches as the dataset has examples divided by the batch size. Use it for skewed classes
@@ -94,6 +95,7 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
         self.samples_per_class = min(samples_per_class, batch_size // 2)
         self.balanced = balanced
         self.num_examples = len(labels)
+        self._label_of = labels
 
     @classmethod
     def with_options(cls, *, samples_per_class: int | None = None, balanced: bool = False):
@@ -119,19 +121,50 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             yield from self._epoch_batches(generator)
 
     def _epoch_batches(self, generator: torch.Generator) -> Iterator[list[int]]:
-        chunks: list[list[int]] = []
         m = self.samples_per_class
+        queues: list[list[list[int]]] = []  # per class, its shuffled groups of m
         for indices in self.groups.values():
             shuffled = [indices[i] for i in torch.randperm(len(indices), generator=generator)]
             pieces = [shuffled[i : i + m] for i in range(0, len(shuffled), m)]
             if len(pieces) > 1 and len(pieces[-1]) == 1:  # never leave a lone example of a class
                 pieces[-2].extend(pieces.pop())
-            chunks.extend(pieces)
-        stream = [i for c in torch.randperm(len(chunks), generator=generator).tolist() for i in chunks[c]]
-        for start in range(0, len(stream), self.batch_size):
-            batch = stream[start : start + self.batch_size]
-            if len(batch) == self.batch_size or not self.drop_last:
-                yield batch
+            queues.append(pieces)
+        batches: list[list[int]] = []
+        while any(queues):
+            batch: list[int] = []
+            used: set[int] = set()
+            while len(batch) < self.batch_size and any(queues):
+                # Prefer classes not yet in this batch; weigh them by the groups they have left,
+                # so that all classes run out together.
+                fresh = [c for c, q in enumerate(queues) if q and c not in used]
+                candidates = fresh or [c for c, q in enumerate(queues) if q]
+                weights = torch.tensor([float(len(queues[c])) for c in candidates])
+                c = candidates[int(torch.multinomial(weights, 1, generator=generator))]
+                group = queues[c].pop(0)
+                room = self.batch_size - len(batch)
+                if len(group) > room:
+                    queues[c].insert(0, group[room:])
+                    group = group[:room]
+                batch.extend(group)
+                used.add(c)
+            batches.append(batch)
+        if len(batches) > 1 and len(batches[-1]) < self.batch_size:
+            if self.drop_last:
+                batches.pop()
+            elif len(batches[-1]) == 1:  # a lone example cannot be scored: it joins the batch before
+                batches[-2].extend(batches.pop())
+            else:
+                self._mix_tail(batches[-2], batches[-1])
+        yield from batches
+
+    def _mix_tail(self, previous: list[int], tail: list[int]) -> None:
+        """Give a single-class final batch one example of another class from the batch before."""
+        if len({self._label_of[i] for i in tail}) > 1:
+            return
+        for position, index in enumerate(previous):
+            if self._label_of[index] != self._label_of[tail[0]]:
+                previous[position], tail[0] = tail[0], index
+                return
 
     def _balanced_batches(self, generator: torch.Generator) -> Iterator[list[int]]:
         queues = {label: _CyclicQueue(indices, generator) for label, indices in self.groups.items()}
@@ -149,9 +182,10 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     def __len__(self) -> int:
         if self.balanced:
             return max(1, self.num_examples // self.batch_size)
-        if self.drop_last:
-            return self.num_examples // self.batch_size
-        return math.ceil(self.num_examples / self.batch_size)
+        full, remainder = divmod(self.num_examples, self.batch_size)
+        if self.drop_last or (remainder == 1 and full > 0):
+            return full
+        return full + (remainder > 0)
 
 
 class _CyclicQueue:

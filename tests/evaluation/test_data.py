@@ -115,7 +115,11 @@ def test_missing_file_and_wrong_suffix(tmp_path):
 
 
 def test_unknown_name_offline_names_the_options(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(InputError, match="hub did not provide it"):
         load_labelled_data("surely-not-a-dataset-xyz")

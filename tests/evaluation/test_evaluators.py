@@ -1,0 +1,105 @@
+"""The evaluators against the metric functions, inside model.fit and the trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_model import simple_corpus
+
+from evaluation.errors import InputError
+from evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
+from evaluation.knn import knn_classify
+from evaluation.silhouette import silhouette
+
+
+def _split():
+    texts, labels = simple_corpus(n_per_class=10, seed=0)
+    val_texts, val_labels = simple_corpus(n_per_class=4, seed=1)
+    return texts, labels, val_texts, val_labels
+
+
+def test_knn_evaluator_equals_knn_classify_on_the_embeddings(tiny_model, tmp_path):
+    texts, labels, val_texts, val_labels = _split()
+    names = ["film", "finance", "sport"]
+    evaluator = KNNEvaluator(texts, [names[y] for y in labels], val_texts,
+                             [names[y] for y in val_labels], k=5, name="val_knn")
+    metrics = evaluator(tiny_model, output_path=str(tmp_path), epoch=1, steps=3)
+    assert set(metrics) == {"val_knn_accuracy", "val_knn_macro_f1"}
+    assert evaluator.primary_metric == "val_knn_accuracy" and evaluator.greater_is_better
+    index = tiny_model.encode(texts, normalize_embeddings=True)
+    queries = tiny_model.encode(val_texts, normalize_embeddings=True)
+    # String labels are sorted, so ids match the integer labels here.
+    expected = knn_classify(index, labels, queries, val_labels, k=5)
+    assert metrics["val_knn_accuracy"] == pytest.approx(expected.accuracy)
+    assert (tmp_path / "val_knn_results.csv").read_text().startswith("epoch,steps,accuracy,macro_f1")
+
+
+def test_knn_evaluator_leave_one_out_and_bad_labels(tiny_model):
+    texts, labels, val_texts, _ = _split()
+    metrics = KNNEvaluator(texts, labels, k=3)(tiny_model)
+    assert 0.0 <= metrics["knn_accuracy"] <= 1.0
+    with pytest.raises(InputError, match="do not occur in the index labels"):
+        KNNEvaluator(texts, labels, val_texts, [7] * len(val_texts))
+
+
+def test_silhouette_evaluator_equals_silhouette(tiny_model):
+    _, _, val_texts, val_labels = _split()
+    metrics = SilhouetteEvaluator(val_texts, val_labels)(tiny_model)
+    expected = silhouette(tiny_model.encode(val_texts, normalize_embeddings=True), np.array(val_labels))
+    assert metrics["silhouette_macro"] == pytest.approx(expected.macro, abs=1e-6)
+    assert metrics["silhouette_micro"] == pytest.approx(expected.micro, abs=1e-6)
+
+
+def _triplet_loss(model):
+    try:
+        from sentence_transformers.sentence_transformer.losses import BatchAllTripletLoss
+    except ImportError:  # sentence-transformers < 5.4
+        from sentence_transformers.losses import BatchAllTripletLoss
+    return BatchAllTripletLoss(model)
+
+
+def test_evaluator_inside_model_fit(tiny_model, tmp_path):
+    import torch
+    from sentence_transformers import InputExample
+    from torch.utils.data import DataLoader
+
+    texts, labels, val_texts, val_labels = _split()
+    calls = []
+
+    class Recording(KNNEvaluator):
+        def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+            metrics = super().__call__(model, output_path, epoch, steps)
+            calls.append(metrics)
+            return metrics
+
+    evaluator = Recording(texts, labels, val_texts, val_labels, k=5)
+    examples = [InputExample(texts=[t], label=y) for t, y in zip(texts, labels)]
+    loader = DataLoader(examples, batch_size=15, shuffle=True, generator=torch.Generator().manual_seed(0))
+    tiny_model.fit(train_objectives=[(loader, _triplet_loss(tiny_model))], evaluator=evaluator,
+                   epochs=2, optimizer_params={"lr": 3e-3}, show_progress_bar=False,
+                   output_path=str(tmp_path / "fit"))
+    # The trainer behind fit() prefixes the keys with "eval_" in place.
+    assert calls and all(any(key.endswith("knn_accuracy") for key in m) for m in calls)
+
+
+def test_trainer_keeps_the_best_checkpoint_by_knn_accuracy(tiny_model, tmp_path):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    texts, labels, val_texts, val_labels = _split()
+    knn = KNNEvaluator(texts, labels, val_texts, val_labels, k=5)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "checkpoints"), num_train_epochs=2, per_device_train_batch_size=15,
+        learning_rate=3e-3, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+        metric_for_best_model="eval_knn_accuracy", greater_is_better=True, report_to=[], seed=0,
+        use_cpu=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=tiny_model, args=args, loss=_triplet_loss(tiny_model), evaluator=knn,
+        train_dataset=Dataset.from_dict({"text": texts, "label": labels}),
+    )
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "eval_knn_accuracy" in entry]
+    assert len(logged) == 2
+    best = max(entry["eval_knn_accuracy"] for entry in logged)
+    assert trainer.state.best_metric == pytest.approx(best)
