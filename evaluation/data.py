@@ -322,8 +322,9 @@ def load_labelled_data(
        files of the same names work too);
     2. an existing ``.csv`` or ``.jsonl`` file: one split called ``"all"`` (evaluation on it uses
        leave-one-out kNN and a cross-validated probe);
-    3. one of ``mr``, ``r8``, ``r52``, ``ohsumed``, ``20ng``: the folder of that name under
-       ``data_root`` or ``$ST_GLOSS_DATA``;
+    3. a folder of that name under ``data_root`` or ``$ST_GLOSS_DATA``: the paper's datasets
+       ``mr``, ``r8``, ``r52``, ``ohsumed``, ``20ng`` are found this way (any other folder there
+       too);
     4. a Hugging Face dataset name, when the hub is reachable.
 
     Label ids are built from the train split; a label in another split that train lacks, or a
@@ -359,8 +360,10 @@ def load_labelled_data(
         rows = _read_rows(path, text_column, label_column)
         raw = {"all": _clean(path.stem, str(path), rows, on_empty)}
         return _build(path.stem, str(path), raw, "all")
+    root = resolve_data_root(data_root)
+    if root is not None and "/" not in text and (root / text).is_dir():
+        return _load_folder(root / text, text, text_column, label_column, on_empty)
     if text.lower() in BENCHMARK_DATASETS:
-        root = resolve_data_root(data_root)
         if root is None:
             raise InputError(f"dataset {text!r} is looked up under the data root; pass --data-root "
                              f"DIR or set {DATA_ROOT_ENV}=DIR (a folder with {text.lower()}/train.csv)")
