@@ -4,9 +4,9 @@
 """
 
 from st_gloss import functional
-from st_gloss.losses import GraphGuidedLoss
+from st_gloss.losses import GraphGuidedLoss, LinearHeadCrossEntropyLoss
 from st_gloss.samplers import ClassBalancedBatchSampler
 
 __version__ = "0.1.0"
 
-__all__ = ["GraphGuidedLoss", "ClassBalancedBatchSampler", "functional", "__version__"]
+__all__ = ["GraphGuidedLoss", "LinearHeadCrossEntropyLoss", "ClassBalancedBatchSampler", "functional", "__version__"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from st_gloss.compat import warmup_arguments
@@ -59,6 +60,7 @@ def fine_tune(
             save_strategy="no" if output_dir is None else "epoch",
             logging_strategy="epoch",
             report_to=[],
+            dataloader_pin_memory=torch.cuda.is_available(),
             disable_tqdm=not show_progress_bar,
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)

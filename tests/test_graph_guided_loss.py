@@ -178,3 +178,14 @@ def test_calibrate_sigma_fixes_the_paper_rule_on_the_training_texts(tiny_model):
     with pytest.raises(ValueError, match="needs the labels"):
         loss.calibrate_sigma(texts, rule="dicm")
     assert loss.calibrate_sigma(texts, labels, rule="dicm", show_progress_bar=False) > 0
+
+
+def test_linear_head_cross_entropy_matches_torch():
+    from st_gloss import LinearHeadCrossEntropyLoss
+
+    x, y = clusters()
+    loss = LinearHeadCrossEntropyLoss(FakeModel(), num_labels=3)
+    expected = torch.nn.functional.cross_entropy(loss.classifier(x), y)
+    torch.testing.assert_close(loss.compute_loss_from_embeddings(x, y), expected)
+    with pytest.raises(ValueError, match="num_labels"):
+        LinearHeadCrossEntropyLoss(FakeModel(), num_labels=1)

@@ -1,5 +1,6 @@
 """Losses for sentence-transformers, one per module, named after the loss."""
 
+from st_gloss.losses.cross_entropy import LinearHeadCrossEntropyLoss
 from st_gloss.losses.graph_guided import GraphGuidedLoss
 
-__all__ = ["GraphGuidedLoss"]
+__all__ = ["GraphGuidedLoss", "LinearHeadCrossEntropyLoss"]
