@@ -9,7 +9,7 @@ class InputError(ValueError):
     The message names the problem and the fix. The command-line interface turns it into a
     one-line message on stderr and exit code 2, with no traceback.
 
-    Example:
+    Examples:
         >>> raise InputError("data/train.csv has no column 'label'; pass --label-column NAME")
         Traceback (most recent call last):
         ...

@@ -14,7 +14,7 @@ DEFAULT_MODEL = "default"
 def default_model_path() -> str:
     """Folder of the bundled sentence-transformers/all-MiniLM-L6-v2 (22M parameters, 384 dims).
 
-    Example:
+    Examples:
         >>> from sentence_transformers import SentenceTransformer
         >>> model = SentenceTransformer(default_model_path())  # doctest: +SKIP
     """
@@ -36,7 +36,7 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
     """Turn ``None``/``"default"`` into the bundled model's folder; check that local paths exist.
 
-    Example:
+    Examples:
         >>> resolve_model_name("./no/such/model")
         Traceback (most recent call last):
         ...
@@ -76,7 +76,7 @@ def load_model(
         max_seq_length: truncate inputs to this many tokens (the model's own limit otherwise).
         trust_remote_code: allow models that ship their own Python code.
 
-    Example:
+    Examples:
         >>> model = load_model()  # the bundled all-MiniLM-L6-v2  # doctest: +SKIP
         >>> model.encode(["a sentence"]).shape  # doctest: +SKIP
         (1, 384)

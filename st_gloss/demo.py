@@ -51,7 +51,7 @@ def run_demo(
     ``data`` is a bundled sample (``"mr"``, ``"r8"``) or anything
     :func:`evaluation.data.load_labelled_data` accepts (with train and test splits).
 
-    Example:
+    Examples:
         >>> before, after = run_demo()  # about 2 minutes on 2 CPU cores  # doctest: +SKIP
     """
     from evaluation.data import load_labelled_data

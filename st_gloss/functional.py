@@ -40,7 +40,7 @@ _LOG_FLOOR = 1e-12
 def solve_dtype_for(device: torch.device) -> torch.dtype:
     """The dtype of the propagation solve on ``device``: float64, or float32 where float64 is missing.
 
-    Example:
+    Examples:
         >>> solve_dtype_for(torch.device("cpu"))
         torch.float64
     """
@@ -50,7 +50,7 @@ def solve_dtype_for(device: torch.device) -> torch.dtype:
 def l2_normalize(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
     r"""Scale each row to unit Euclidean norm: $x_i \leftarrow x_i / \max(\lVert x_i \rVert, \epsilon)$.
 
-    Example:
+    Examples:
         >>> l2_normalize(torch.tensor([[3.0, 4.0]]))
         tensor([[0.6000, 0.8000]])
     """
@@ -63,7 +63,7 @@ def squared_distances(embeddings: Tensor) -> Tensor:
     Computed as $\lVert x_i\rVert^2 + \lVert x_j\rVert^2 - 2 x_i^\top x_j$ in at least float32 and
     clamped at zero (rounding can make it slightly negative).
 
-    Example:
+    Examples:
         >>> squared_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
         tensor([[ 0., 25.],
                 [25.,  0.]])
@@ -78,7 +78,7 @@ def squared_distances(embeddings: Tensor) -> Tensor:
 def pairwise_distances(embeddings: Tensor) -> Tensor:
     r"""Pairwise Euclidean distances $\lVert x_i - x_j \rVert$ (zero on the diagonal).
 
-    Example:
+    Examples:
         >>> pairwise_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
         tensor([[0., 5.],
                 [5., 0.]])
@@ -113,7 +113,7 @@ def gaussian_logits(
         normalize: L2-normalise the rows first (the paper does).
         dtype: dtype of the result; defaults to the solve dtype of the device (float64 on CPU/CUDA).
 
-    Example:
+    Examples:
         >>> gaussian_logits(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), sigma=1.0)
         tensor([[-inf, -1.],
                 [-1., -inf]], dtype=torch.float64)
@@ -135,7 +135,7 @@ def gaussian_affinity(
 
     Rows of ``embeddings`` are L2-normalised first unless ``normalize=False``.
 
-    Example:
+    Examples:
         >>> gaussian_affinity(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), sigma=1.0)
         tensor([[0.0000, 0.3679],
                 [0.3679, 0.0000]], dtype=torch.float64)
@@ -156,7 +156,7 @@ def transition_matrix(logits: Tensor, normalization: Normalization = "row") -> T
         logits: ``(B, B)`` output of :func:`gaussian_logits` (``-inf`` on the diagonal).
         normalization: ``"row"`` or ``"symmetric"``.
 
-    Example:
+    Examples:
         >>> logits = gaussian_logits(torch.eye(3), sigma=1.0)
         >>> transition_matrix(logits).sum(dim=1)
         tensor([1., 1., 1.], dtype=torch.float64)
@@ -191,7 +191,7 @@ def harmonic_solution(transition: Tensor, labelled_mask: Tensor, labelled_target
         ``(n_u, C)``: the class distribution of each hidden node, in the order of
         ``(~labelled_mask).nonzero()``.
 
-    Example:
+    Examples:
         >>> P = torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]], dtype=torch.float64)
         >>> Y_l = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
         >>> harmonic_solution(P, torch.tensor([True, True, False]), Y_l)
@@ -240,7 +240,7 @@ def propagate_labels(
         ``(n_u, C)`` class distributions of the hidden nodes (rows sum to 1), in the order of
         ``(~labelled_mask).nonzero()``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
         >>> y = torch.tensor([0, 0, 1, 1])
         >>> mask = torch.tensor([True, False, True, False])
@@ -262,7 +262,7 @@ def balanced_class_weights(labels: Tensor, num_classes: int) -> Tensor:
 
     Absent classes get weight 0.
 
-    Example:
+    Examples:
         >>> balanced_class_weights(torch.tensor([0, 0, 0, 1]), 3)
         tensor([0.6667, 2.0000, 0.0000])
     """
@@ -280,7 +280,7 @@ def propagation_nll(
     With class weights it is the weighted mean $\sum_i w_{y_i} \ell_i / \sum_i w_{y_i}$, as
     ``torch.nn.functional.nll_loss`` computes it.
 
-    Example:
+    Examples:
         >>> propagation_nll(torch.tensor([[0.5, 0.5], [0.9, 0.1]]), torch.tensor([0, 0]))
         tensor(0.3993)
     """
@@ -309,7 +309,7 @@ def graph_loss(
     is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
     embeddings promoted to at least float32.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], requires_grad=True)
         >>> loss = graph_loss(x, torch.tensor([0, 0, 1, 1]), torch.tensor([True, False, True, False]), 0.3)
         >>> bool(loss < 0.01)

@@ -27,7 +27,7 @@ def stratified_labelled_mask(
         labelled_fraction: $\gamma \in (0, 1)$, the share of each class that keeps its label.
         generator: a CPU ``torch.Generator`` for reproducible masks.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> mask = stratified_labelled_mask(torch.tensor([0, 0, 0, 0, 1, 1, 2]), 0.5, g)
         >>> mask.sum().item(), mask[-1].item()

@@ -49,7 +49,7 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             number of classes))``, at most ``batch_size // 2`` so that a batch always spans two classes.
         balanced: draw classes uniformly (see above).
 
-    Example:
+    Examples:
         >>> from datasets import Dataset
         >>> ds = Dataset.from_dict({"text": [str(i) for i in range(12)], "label": [0] * 6 + [1] * 6})
         >>> sampler = ClassBalancedBatchSampler(ds, batch_size=4, drop_last=False, samples_per_class=2)
@@ -101,7 +101,7 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     def with_options(cls, *, samples_per_class: int | None = None, balanced: bool = False):
         """A factory with non-default options, for the trainer's ``batch_sampler`` argument.
 
-        Example:
+        Examples:
             >>> factory = ClassBalancedBatchSampler.with_options(balanced=True)
             >>> # SentenceTransformerTrainingArguments(..., batch_sampler=factory)
         """

@@ -14,7 +14,7 @@ SAMPLES = {
 def sample_path(name: str = "mr") -> Path:
     """Folder (``train.csv``, ``test.csv``) of a bundled sample: ``"mr"`` or ``"r8"``.
 
-    Example:
+    Examples:
         >>> (sample_path("mr") / "train.csv").exists()
         True
     """

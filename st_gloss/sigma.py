@@ -44,7 +44,7 @@ def sqrt_median_sigma(embeddings: Tensor, labels: Tensor | None = None, *, norma
 
     ``labels`` is accepted (and ignored) so that every rule has the same signature.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
         >>> round(float(sqrt_median_sigma(x)), 4)  # median distance sqrt(2)
         0.6866
@@ -62,7 +62,7 @@ def dicm_sigma(embeddings: Tensor, labels: Tensor, *, normalize: bool = True) ->
 
     $$\sigma = \frac{1}{3} \min_{i, j:\, y_i \neq y_j} \lVert x_i - x_j \rVert$$
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
         >>> round(float(dicm_sigma(x, torch.tensor([0, 1, 1]))), 4)  # closest pair across classes: 0.8944
         0.2981
@@ -82,7 +82,7 @@ _RULES: dict[str, Callable[..., Tensor]] = {"sqrt_median": sqrt_median_sigma, "d
 def get_sigma_rule(name: str) -> Callable[..., Tensor]:
     """Look a sigma rule up by name (``"sqrt_median"`` or ``"dicm"``).
 
-    Example:
+    Examples:
         >>> get_sigma_rule("sqrt_median") is sqrt_median_sigma
         True
     """
@@ -98,7 +98,7 @@ def get_sigma_rule(name: str) -> Callable[..., Tensor]:
 def compute_sigma(rule: str | float, embeddings: Tensor, labels: Tensor | None = None) -> Tensor:
     """Apply a sigma rule (or return a fixed value) as a 0-d tensor on the embeddings' device.
 
-    Example:
+    Examples:
         >>> float(compute_sigma(0.5, torch.zeros(3, 2)))
         0.5
     """

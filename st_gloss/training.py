@@ -33,7 +33,7 @@ def fine_tune(
     texts by the paper's rule; batches come from :class:`~st_gloss.ClassBalancedBatchSampler`.
     Nothing is written unless ``output_dir`` is given (checkpoints then go there).
 
-    Example:
+    Examples:
         >>> from evaluation.models import load_model
         >>> model = load_model()  # doctest: +SKIP
         >>> fine_tune(model, ["good", "great", "bad", "awful"], [1, 1, 0, 0], batch_size=4)  # doctest: +SKIP

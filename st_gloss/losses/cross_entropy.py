@@ -40,7 +40,7 @@ class LinearHeadCrossEntropyLoss(nn.Module):
     Relations:
         - :class:`~st_gloss.GraphGuidedLoss` with ``num_labels`` adds this term to the graph loss.
 
-    Example:
+    Examples:
         ::
 
             loss = LinearHeadCrossEntropyLoss(model, num_labels=8)

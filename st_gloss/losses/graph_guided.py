@@ -114,7 +114,7 @@ class GraphGuidedLoss(nn.Module):
         - :class:`~sentence_transformers.sentence_transformer.losses.SoftmaxLoss` trains a
           classification head on pairs; the head of this loss is on single texts.
 
-    Example:
+    Examples:
         ::
 
             from datasets import Dataset
@@ -291,7 +291,7 @@ class GraphGuidedLoss(nn.Module):
         Returns:
             The calibrated sigma.
 
-        Example:
+        Examples:
             >>> loss = GraphGuidedLoss(model)  # doctest: +SKIP
             >>> loss.calibrate_sigma(train_dataset["text"])  # doctest: +SKIP
             0.61

@@ -1,0 +1,21 @@
+.PHONY: install test docs demo lint bench
+
+install:
+	python3 -m venv .venv
+	.venv/bin/pip install -c .ci/constraints.txt torch==2.13.0
+	.venv/bin/pip install -c .ci/constraints.txt -e ".[dev]"
+
+test:
+	.venv/bin/python -m pytest
+
+docs:
+	.venv/bin/mkdocs build --strict
+
+demo:
+	.venv/bin/st-gloss demo
+
+lint:
+	.venv/bin/ruff check st_gloss evaluation tests
+
+bench:
+	.venv/bin/python evaluation/benchmarks/loss_timing.py --output evaluation/results/loss_timing.md
