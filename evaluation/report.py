@@ -91,3 +91,53 @@ def write_json(payload: dict, path: str | os.PathLike) -> None:
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     temporary.replace(target)
+
+
+_ROWS = (
+    ("kNN accuracy", ("knn", "accuracy")),
+    ("kNN macro-F1", ("knn", "macro_f1")),
+    ("silhouette macro", ("silhouette", "macro")),
+    ("silhouette micro", ("silhouette", "micro")),
+    ("probe accuracy", ("probe", "accuracy")),
+    ("probe macro-F1", ("probe", "macro_f1")),
+)
+
+
+def results_table(models: list[dict]) -> str:
+    """A plain-text table: one row per metric, one column per model (side by side).
+
+    Args:
+        models: entries of the ``"models"`` list of an ``st-gloss eval`` report (each with
+            ``"model"``, ``"results"`` and ``"seconds"``).
+
+    Example:
+        >>> print(results_table([{"model": "default", "results": {"knn": {"accuracy": 0.9}},
+        ...                       "seconds": {"encode": 1.5}}]))
+        metric          default
+        --------------  -------
+        kNN accuracy     0.9000
+        encode seconds      1.5
+    """
+    rows: list[tuple[str, list[str]]] = []
+    for title, (group, key) in _ROWS:
+        values = [m["results"].get(group, {}).get(key) for m in models]
+        if any(v is not None for v in values):
+            rows.append((title, ["-" if v is None else f"{v:.4f}" for v in values]))
+    tasks = dict.fromkeys(t for m in models for t in m["results"].get("mteb", {}))
+    for task in tasks:
+        values = [m["results"].get("mteb", {}).get(task, {}).get("accuracy") for m in models]
+        rows.append((f"MTEB {task} acc", ["-" if v is None else f"{v:.4f}" for v in values]))
+    seconds = [sum(m.get("seconds", {}).get(s, 0.0) for s in ("encode",)) for m in models]
+    rows.append(("encode seconds", [f"{s:.1f}" for s in seconds]))
+    headers = ["metric"] + [m["model"] for m in models]
+    widths = [max(len(headers[0]), *(len(r[0]) for r in rows))]
+    for i, header in enumerate(headers[1:]):
+        widths.append(max(len(header), *(len(r[1][i]) for r in rows)))
+    lines = [
+        "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))),
+        "  ".join("-" * w for w in widths),
+    ]
+    for title, values in rows:
+        cells = [title.ljust(widths[0])] + [v.rjust(w) for v, w in zip(values, widths[1:])]
+        lines.append("  ".join(cells))
+    return "\n".join(line.rstrip() for line in lines)
