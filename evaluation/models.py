@@ -52,8 +52,7 @@ def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
         return str(path)
     if _looks_like_path(name):
         raise InputError(
-            f"model path {name} does not exist; give a folder saved with "
-            "SentenceTransformer.save() or a model name"
+            f"model path {name} does not exist; give a folder saved with SentenceTransformer.save() or a model name"
         )
     return name
 

@@ -27,13 +27,10 @@ def main() -> None:
 
 
 def _register() -> None:
+    from evaluation.cli import eval_command
     from st_gloss.demo import demo_command
 
     main.add_command(demo_command, "demo")
-    try:
-        from evaluation.cli import eval_command
-    except ImportError:  # the evaluation command is optional while it is being built
-        return
     main.add_command(eval_command, "eval")
 
 

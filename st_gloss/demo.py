@@ -111,14 +111,27 @@ def format_comparison(before: Scores, after: Scores) -> str:
 
 
 @click.command("demo")
-@click.option("--data", default="mr", show_default=True, help="Bundled sample (mr, r8), a dataset name or a folder with train/test CSVs.")
-@click.option("--model", "model_name", default=None, help="Model folder or name [default: the bundled all-MiniLM-L6-v2].")
+@click.option(
+    "--data",
+    default="mr",
+    show_default=True,
+    help="Bundled sample (mr, r8), a dataset name or a folder with train/test CSVs.",
+)
+@click.option(
+    "--model", "model_name", default=None, help="Model folder or name [default: the bundled all-MiniLM-L6-v2]."
+)
 @click.option("--epochs", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=4))
 @click.option("--lr", "learning_rate", default=5e-5, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--save", "save_to", default=None, type=click.Path(file_okay=False), help="Save the fine-tuned model to this new folder.")
+@click.option(
+    "--save",
+    "save_to",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Save the fine-tuned model to this new folder.",
+)
 def demo_command(data, model_name, epochs, batch_size, learning_rate, max_seq_length, seed, save_to) -> None:
     """Fine-tune a model with G-Loss on a small labelled sample and print test metrics before and after."""
     run_demo(

@@ -332,8 +332,7 @@ def _check_labels_and_mask(embeddings: Tensor, labels: Tensor, labelled_mask: Te
     labelled_mask = torch.as_tensor(labelled_mask, device=embeddings.device)
     if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
         raise ValueError(
-            f"labels must be 1-D with one entry per embedding ({embeddings.shape[0]}), "
-            f"got shape {tuple(labels.shape)}"
+            f"labels must be 1-D with one entry per embedding ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
         )
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")

@@ -78,7 +78,9 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             seed=seed,
         )
         if batch_size < 4:
-            raise ValueError(f"ClassBalancedBatchSampler needs batch_size >= 4 (two classes x two examples), got {batch_size}")
+            raise ValueError(
+                f"ClassBalancedBatchSampler needs batch_size >= 4 (two classes x two examples), got {batch_size}"
+            )
         labels = _label_column(dataset, valid_label_columns or DEFAULT_LABEL_COLUMNS)
         groups: dict[Any, list[int]] = defaultdict(list)
         for index, label in enumerate(labels):

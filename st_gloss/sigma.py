@@ -89,9 +89,7 @@ def get_sigma_rule(name: str) -> Callable[..., Tensor]:
     try:
         return _RULES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown sigma rule {name!r}: use a positive number or one of {SIGMA_RULES}"
-        ) from None
+        raise ValueError(f"unknown sigma rule {name!r}: use a positive number or one of {SIGMA_RULES}") from None
 
 
 @torch.no_grad()

@@ -11,8 +11,21 @@ def test_demo_prints_before_and_after_and_saves_safetensors(tiny_model_path, tmp
     out = tmp_path / "model"
     result = CliRunner().invoke(
         main,
-        ["demo", "--model", str(tiny_model_path), "--data", "r8", "--epochs", "1", "--batch-size", "16",
-         "--max-seq-length", "32", "--save", str(out)],
+        [
+            "demo",
+            "--model",
+            str(tiny_model_path),
+            "--data",
+            "r8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--max-seq-length",
+            "32",
+            "--save",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "kNN accuracy (k=10)" in result.output and "before" in result.output and "after" in result.output

@@ -31,9 +31,9 @@ def numpy_harmonic(x, y, mask, sigma, num_classes):
     w = np.exp(-d2 / (2 * sigma**2))
     np.fill_diagonal(w, 0.0)
     p = w / w.sum(axis=1, keepdims=True)
-    u, l = ~mask, mask
-    y_l = np.eye(num_classes)[y[l]]
-    return np.linalg.solve(np.eye(u.sum()) - p[np.ix_(u, u)], p[np.ix_(u, l)] @ y_l)
+    u, lab = ~mask, mask
+    y_l = np.eye(num_classes)[y[lab]]
+    return np.linalg.solve(np.eye(u.sum()) - p[np.ix_(u, u)], p[np.ix_(u, lab)] @ y_l)
 
 
 def numpy_symmetric_transition(x, sigma):
@@ -116,9 +116,7 @@ def test_class_weights_give_the_weighted_mean():
     w = torch.tensor([1.0, 3.0])
     expected = (w[targets] * nll).sum() / w[targets].sum()
     torch.testing.assert_close(F.propagation_nll(probs, targets, w), expected)
-    torch.testing.assert_close(
-        F.balanced_class_weights(torch.tensor([0, 0, 0, 1]), 2), torch.tensor([4 / 6, 2.0])
-    )
+    torch.testing.assert_close(F.balanced_class_weights(torch.tensor([0, 0, 0, 1]), 2), torch.tensor([4 / 6, 2.0]))
 
 
 @pytest.mark.parametrize("normalization", ["row", "symmetric"])

@@ -61,7 +61,9 @@ def test_epochs_are_reproducible_and_differ():
 
 def test_with_options_is_a_trainer_factory():
     factory = ClassBalancedBatchSampler.with_options(samples_per_class=3, balanced=True)
-    sampler = factory(dataset([10, 10]), batch_size=6, drop_last=False, valid_label_columns=["label"], generator=None, seed=0)
+    sampler = factory(
+        dataset([10, 10]), batch_size=6, drop_last=False, valid_label_columns=["label"], generator=None, seed=0
+    )
     assert sampler.samples_per_class == 3 and sampler.balanced
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from datasets import Dataset
 from sentence_transformers import InputExample, SentenceTransformer
-from torch.utils.data import DataLoader
 from tiny_model import simple_corpus
+from torch.utils.data import DataLoader
 
 from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
 from st_gloss import functional as F
@@ -19,8 +19,7 @@ def mean_graph_loss(model, texts, labels, seeds=range(5)):
         emb = model.encode(texts, convert_to_tensor=True)
     y = torch.tensor(labels)
     values = [
-        F.graph_loss(emb, y, stratified_labelled_mask(y, 0.5, torch.Generator().manual_seed(s)), 0.3, 3)
-        for s in seeds
+        F.graph_loss(emb, y, stratified_labelled_mask(y, 0.5, torch.Generator().manual_seed(s)), 0.3, 3) for s in seeds
     ]
     return float(torch.stack(values).mean())
 
@@ -32,7 +31,11 @@ def test_model_fit_with_input_examples_lowers_the_graph_loss(tiny_model):
     loader = DataLoader(examples, batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0))
     loss = GraphGuidedLoss(tiny_model, labelled_fraction=0.5, sigma=0.3, seed=0)
     tiny_model.fit(
-        train_objectives=[(loader, loss)], epochs=6, warmup_steps=0, optimizer_params={"lr": 1e-3}, show_progress_bar=False
+        train_objectives=[(loader, loss)],
+        epochs=6,
+        warmup_steps=0,
+        optimizer_params={"lr": 1e-3},
+        show_progress_bar=False,
     )
     after = mean_graph_loss(tiny_model, texts, labels)
     assert after < 0.8 * before, (before, after)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-
 from pathlib import Path
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -65,5 +64,3 @@ def simple_corpus(n_per_class: int = 8, seed: int = 0) -> tuple[list[str], list[
             texts.append(" ".join(rng.choice(words) for _ in range(6)))
             labels.append(label)
     return texts, labels
-
-

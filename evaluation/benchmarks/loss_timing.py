@@ -150,7 +150,7 @@ def main() -> None:
         ce_step[batch_size] = times["linear-head CE"]
         for name, seconds in times.items():
             lines.append(f"| {batch_size} | {tokens} | {name} | {seconds:.3f} | {seconds / ce_step[batch_size]:.3f} |")
-        print("\n".join(lines[-len(times):]), flush=True)
+        print("\n".join(lines[-len(times) :]), flush=True)
     lines += [
         "",
         "## GraphGuidedLoss alone (graph + propagation + NLL), 384 dims, 8 classes, labelled fraction 0.7",

@@ -61,7 +61,9 @@ class LinearHeadCrossEntropyLoss(nn.Module):
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         features = list(sentence_features)
         if len(features) != 1:
-            raise ValueError(f"{type(self).__name__} takes single texts with a class label, got {len(features)} text columns")
+            raise ValueError(
+                f"{type(self).__name__} takes single texts with a class label, got {len(features)} text columns"
+            )
         return self.compute_loss_from_embeddings(self.model(features[0])["sentence_embedding"], labels)
 
     def compute_loss_from_embeddings(self, embeddings: Tensor | Sequence[Tensor], labels: Tensor) -> Tensor:

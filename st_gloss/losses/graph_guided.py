@@ -180,7 +180,9 @@ class GraphGuidedLoss(nn.Module):
         if normalization not in functional.NORMALIZATIONS:
             raise ValueError(f"{name}: normalization must be one of {functional.NORMALIZATIONS}, got {normalization!r}")
         if isinstance(class_weight, str) and class_weight != "balanced":
-            raise ValueError(f"{name}: class_weight must be None, 'balanced' or one weight per class, got {class_weight!r}")
+            raise ValueError(
+                f"{name}: class_weight must be None, 'balanced' or one weight per class, got {class_weight!r}"
+            )
         if class_weight is not None and not isinstance(class_weight, str):
             class_weight = [float(w) for w in class_weight]
             if num_labels is not None and len(class_weight) != num_labels:
@@ -340,8 +342,7 @@ class GraphGuidedLoss(nn.Module):
             )
         if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
             raise ValueError(
-                f"{name} expects integer class ids as labels, got dtype {labels.dtype}; "
-                "map class names to 0..C-1 first"
+                f"{name} expects integer class ids as labels, got dtype {labels.dtype}; map class names to 0..C-1 first"
             )
         labels = labels.long()
         labels_cpu = labels.detach().cpu()  # one host copy per step; every check below reads it
