@@ -5,7 +5,47 @@ plain arrays; the same metrics are available as sentence-transformers evaluators
 the ``st-gloss eval`` command.
 """
 
+from evaluation.data import LabelledData, Split, load_labelled_data
+from evaluation.encode import encode_texts
 from evaluation.errors import InputError
+from evaluation.knn import KNNResult, knn_classify
 from evaluation.models import DEFAULT_MODEL, default_model_path, load_model
+from evaluation.probe import ProbeResult, linear_probe
+from evaluation.silhouette import SilhouetteResult, silhouette
 
-__all__ = ["InputError", "DEFAULT_MODEL", "default_model_path", "load_model"]
+_LAZY = {  # these import sentence-transformers or mteb, so only on first use
+    "KNNEvaluator": "evaluation.evaluators",
+    "SilhouetteEvaluator": "evaluation.evaluators",
+    "make_classification_task": "evaluation.mteb_tasks",
+    "run_mteb": "evaluation.mteb_tasks",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
+
+
+__all__ = [
+    "InputError",
+    "DEFAULT_MODEL",
+    "default_model_path",
+    "load_model",
+    "LabelledData",
+    "Split",
+    "load_labelled_data",
+    "encode_texts",
+    "KNNResult",
+    "knn_classify",
+    "SilhouetteResult",
+    "silhouette",
+    "ProbeResult",
+    "linear_probe",
+    "KNNEvaluator",
+    "SilhouetteEvaluator",
+    "make_classification_task",
+    "run_mteb",
+]
