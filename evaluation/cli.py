@@ -105,9 +105,6 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
                                                   train_split=index_name,
                                                   samples_per_label=mteb_samples_per_label,
                                                   seed=seed))
-        elif not mteb_tasks:
-            raise InputError("MTEB classification needs a train split besides the evaluated "
-                             "one; give a folder with train.csv and test.csv")
         tasks += builtin_tasks(mteb_tasks)
         results["mteb"] = run_mteb(model, tasks, batch_size=batch_size,
                                    show_progress_bar=progress)
@@ -200,6 +197,9 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
     if split is None:
         split = "test" if "test" in labelled else labelled.index_split()
     evaluated = labelled.split(split)
+    if "mteb" in chosen and split == labelled.index_split() and not mteb_tasks:
+        raise InputError("MTEB classification needs a train split besides the evaluated one; "
+                         "give a folder with train.csv and test.csv, or name --mteb-task")
 
     entries, panels = [], []
     for name in models:

@@ -25,7 +25,7 @@ def _toy(folder: Path, train_rows=None, test_rows=None):
                                 ("best movie", "pos"), ("hate it", "neg")]
     test_rows = test_rows or [("love the story", "pos"), ("dull and bad", "neg")]
     for name, rows in (("train.csv", train_rows), ("test.csv", test_rows)):
-        (folder / name).write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows))
+        (folder / name).write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
     return folder
 
 
@@ -130,3 +130,15 @@ def test_existing_output_needs_force(tiny_model_path, tmp_path):
 def test_unknown_model_path_exits_2(tmp_path):
     result = _invoke(tmp_path / "no-model", "--data", _toy(tmp_path / "t"), "--no-progress")
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+@pytest.mark.slow
+def test_bundled_minilm_separates_the_mr_sample(tmp_path):
+    output = tmp_path / "mr.json"
+    result = _invoke("--data", REPO / "st_gloss" / "data" / "mr_sample", "--max-seq-length", 64,
+                     "--no-progress", "--output", output)
+    assert result.exit_code == 0, result.output
+    entry = json.loads(output.read_text())["models"][0]
+    assert entry["embedding_dim"] == 384 and entry["max_seq_length"] == 64
+    assert entry["results"]["knn"]["accuracy"] > 0.6  # zero-shot MiniLM on MR: about 0.7
+    assert entry["results"]["probe"]["accuracy"] > 0.6

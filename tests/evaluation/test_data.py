@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _write(folder: Path, name: str, rows, header="text,label"):
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [header] + [f"{t},{l}" for t, l in rows]
+    lines = [header] + [f"{text},{label}" for text, label in rows]
     (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
