@@ -15,6 +15,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -82,6 +83,11 @@ def markdown(payload: dict) -> str:
         payload["command"],
         "```",
         "",
+    ]
+    for resumed in payload.get("resumed", []):
+        lines += [f"Resumed on {resumed['environment']['timestamp']} (the datasets not yet "
+                  "measured) with:", "", "```", resumed["command"], "```", ""]
+    lines += [
         "| dataset | test docs | classes | kNN acc | kNN macro-F1 | kNN acc (sim.) | silhouette "
         "macro | silhouette micro | probe acc | probe macro-F1 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -94,11 +100,18 @@ def markdown(payload: dict) -> str:
             f"| {sil['macro']:.4f}{'*' if sil['sampled'] else ''} | {sil['micro']:.4f} "
             f"| {row['probe']['accuracy']:.4f} | {row['probe']['macro_f1']:.4f} |"
         )
+    sampled = [row for row in payload["datasets"].values() if row["silhouette"]["sampled"]]
+    lines += [""]
+    if sampled:
+        notes = ", ".join(
+            f"{row['dataset']}: {row['silhouette']['n_sampled']} of {row['n_test']} points, "
+            f"standard error of the macro estimate "
+            f"{row['silhouette'].get('macro_standard_error', float('nan')):.4f}"
+            for row in sampled
+        )
+        lines += ["\\* sampled estimate (stratified, seed 0, each sampled point scored against "
+                  f"all points; {notes}).", ""]
     lines += [
-        "",
-        "\\* sampled estimate (stratified, seed 0, "
-        "5000 points each scored against all points; standard error below 0.003).",
-        "",
         "Wall time in seconds:",
         "",
         "| dataset | load | encode train | encode test | kNN | kNN (sim.) | silhouette | probe |",
@@ -126,11 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--output", default=str(RESULTS / "zero_shot"),
                         help="output path without suffix (.json and .md are written)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the datasets already in the output JSON and run the others")
     args = parser.parse_args(argv)
     model = load_model(args.model, device="cpu", max_seq_length=args.max_seq_length)
     command = "PYTHONPATH=. python evaluation/benchmarks/zero_shot.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
+    previous = Path(args.output + ".json")
+    if args.resume and previous.exists():
+        payload = json.loads(previous.read_text(encoding="utf-8"))
+        for key in ("max_seq_length", "batch_size", "k"):
+            if payload[key] != getattr(args, key):
+                parser.error(f"--resume with a different {key} ({payload[key]} before)")
+        payload.setdefault("resumed", []).append(
+            {"command": command, "environment": environment_info()}
+        )
+        return _run(model, args, payload)
     payload = {
         "model": args.model if args.model != "default" else "sentence-transformers/all-MiniLM-L6-v2 (bundled)",
         "max_seq_length": args.max_seq_length,
@@ -140,7 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment_info(),
         "datasets": {},
     }
+    return _run(model, args, payload)
+
+
+def _run(model, args, payload: dict) -> int:
     for name in args.datasets.split(","):
+        if name in payload["datasets"]:
+            print(f"[zero-shot] {name}: already measured, kept", flush=True)
+            continue
         print(f"[zero-shot] {name}", flush=True)
         payload["datasets"][name] = run_dataset(model, name, args.data_root, k=args.k,
                                                 batch_size=args.batch_size)

@@ -72,6 +72,11 @@ def test_sampled_estimate_within_tolerance_of_exact():
         assert sampled.sampled and 600 <= sampled.n_sampled <= 606
         assert sampled.macro == pytest.approx(exact.macro, abs=0.02)
         assert sampled.micro == pytest.approx(exact.micro, abs=0.02)
+        # The reported standard error is honest: the error is within 4 of them.
+        assert 0 < sampled.macro_standard_error < 0.02
+        assert abs(sampled.macro - exact.macro) < 4 * sampled.macro_standard_error
+        assert abs(sampled.micro - exact.micro) < 4 * sampled.micro_standard_error
+    assert exact.macro_standard_error == 0.0
     # Seeded: the same seed gives the same estimate.
     again = silhouette(points, labels, max_samples=600, seed=2)
     assert again.macro == sampled.macro
