@@ -10,3 +10,7 @@ from st_gloss.samplers import ClassBalancedBatchSampler
 __version__ = "0.1.0"
 
 __all__ = ["GraphGuidedLoss", "LinearHeadCrossEntropyLoss", "ClassBalancedBatchSampler", "functional", "__version__"]
+
+from st_gloss.losses import InBatchCosineSimilarityLoss, SupervisedContrastiveLoss  # noqa: E402
+
+__all__ += ["InBatchCosineSimilarityLoss", "SupervisedContrastiveLoss"]
