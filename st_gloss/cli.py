@@ -32,6 +32,7 @@ def _register() -> None:
 
     main.add_command(demo_command, "demo")
     main.add_command(eval_command, "eval")
+    main.add_command(__import__("st_gloss.train_cli", fromlist=["train_command"]).train_command, "train")
 
 
 _register()

@@ -1,10 +1,26 @@
-"""Fine-tune a SentenceTransformer on labelled texts with SentenceTransformerTrainer."""
+"""Fine-tune a SentenceTransformer on labelled texts with SentenceTransformerTrainer.
+
+Two entry points:
+
+- :func:`fine_tune`: train a model in place on (text, label) pairs (used by ``st-gloss demo``).
+- :func:`train`: the ``st-gloss train`` job: data preparation (a stratified validation split when
+  the data has none), any registered loss, validation after every epoch, early stopping, the best
+  epoch saved with its model card, and a ``metrics.json`` with the per-epoch curve and the test
+  metrics of the best epoch. The benchmark runner calls it once per job.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,3 +82,470 @@ def fine_tune(
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
         trainer.train()
     return trainer
+
+
+# ---------------------------------------------------------------------------------------------
+# st-gloss train
+# ---------------------------------------------------------------------------------------------
+
+EVAL_METRICS = {"knn": "knn_accuracy", "probe": "probe_accuracy", "silhouette": "silhouette_macro"}
+"""``--eval-metric`` -> the validation metric that picks the best epoch (higher is better)."""
+
+METRICS_FILE = "metrics.json"
+BUNDLED_PREFIX = "sample:"
+
+
+@dataclass
+class TrainConfig:
+    """Everything one ``st-gloss train`` job needs; the fields are the command's options.
+
+    Attributes:
+        data: a folder with ``train.csv``/``test.csv`` (``val.csv`` optional), a benchmark name
+            found under ``data_root`` (``mr``, ``r8``, ``r52``, ``ohsumed``, ``20ng``) or a bundled
+            sample (``sample:mr``, ``sample:r8``).
+        loss: a name of :data:`st_gloss.registry.LOSSES`.
+        output: the folder that receives the model of the best epoch and ``metrics.json``.
+        model: a model folder or hub name; ``None`` for the bundled all-MiniLM-L6-v2.
+        data_root: folder that holds the benchmark datasets (default ``$ST_GLOSS_DATA``).
+        epochs: maximum number of epochs.
+        batch_size: examples per batch (class-balanced batches, at least 4).
+        learning_rate: peak learning rate (linear warmup, then linear decay).
+        warmup_ratio: share of the steps used for warmup.
+        seed: seed of everything random: the validation carve, subsets, batches, heads, masks.
+        max_seq_length: truncate texts to this many tokens.
+        labelled_fraction: G-Loss gamma (``None``: the registry default).
+        sigma: G-Loss kernel width, a number or a rule (``sqrt_median``, ``dicm``).
+        graph_weight: lambda of the ``+ce`` losses (weight of G-Loss or SupCon; CE gets 1 - lambda).
+        temperature: SupCon temperature.
+        margin: triplet margin.
+        eval_metric: ``knn``, ``probe`` or ``silhouette``: the validation metric that picks the epoch.
+        patience: stop after this many epochs without a better validation score.
+        k: neighbours of the kNN metrics.
+        val_fraction: share of each class carved from train when the data has no validation split.
+        max_train_examples: train on a stratified subset of this size (``None``: all).
+        max_val_examples: validate on a stratified subset of this size (``None``: all).
+        max_test_examples: test on a stratified subset of this size (``None``: all).
+        evaluate_test: measure the test split at the end (the runner turns it off while it
+            compares learning rates, and measures the chosen one's test split once).
+        overwrite: replace an existing output folder of an earlier job.
+        encode_batch_size: batch size of the encoding passes of validation and test.
+        show_progress_bar: show the trainer's progress bars.
+    """
+
+    data: str
+    loss: str
+    output: str
+    model: str | None = None
+    data_root: str | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    max_seq_length: int = 128
+    labelled_fraction: float | None = None
+    sigma: float | str | None = None
+    graph_weight: float | None = None
+    temperature: float | None = None
+    margin: float | None = None
+    eval_metric: str = "knn"
+    patience: int = 2
+    k: int = 10
+    val_fraction: float = 0.1
+    max_train_examples: int | None = None
+    max_val_examples: int | None = None
+    max_test_examples: int | None = None
+    evaluate_test: bool = True
+    overwrite: bool = False
+    encode_batch_size: int = 64
+    show_progress_bar: bool = True
+
+    def loss_options(self) -> dict[str, Any]:
+        """The loss options that were set (the others take the registry's defaults)."""
+        names = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class TrainingInterrupted(Exception):
+    """Raised by :func:`train` after Ctrl-C, once a usable model and ``metrics.json`` are saved."""
+
+
+@dataclass
+class PreparedData:
+    """The splits one job uses, after carving and subsetting, with notes on what was done."""
+
+    name: str
+    source: str
+    label_names: list[str]
+    train: Any
+    val: Any
+    test: Any
+    notes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "num_classes": self.num_classes,
+            "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            "notes": self.notes,
+        }
+
+
+def _take(split, rows: np.ndarray, name: str | None = None):
+    from evaluation.data import Split
+
+    return Split(name or split.name, [split.texts[i] for i in rows], split.labels[rows])
+
+
+def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> PreparedData:
+    """Load ``config.data`` and make the train/val/test splits of one job.
+
+    Without a validation split, ``config.val_fraction`` of each class of train is carved off
+    (stratified, seeded with ``config.seed``); the ``max_*_examples`` caps then draw stratified,
+    seeded subsets. Every step is written to ``notes`` and echoed.
+
+    Examples:
+        >>> data = prepare_data(TrainConfig("sample:mr", "gloss", "out"))  # doctest: +SKIP
+        >>> data.notes[0]  # doctest: +SKIP
+        'no validation split: carved 10% of each class of train (30 texts, seed 0)'
+    """
+    from evaluation.data import load_labelled_data
+    from evaluation.errors import InputError
+    from st_gloss.samples import sample_path
+    from st_gloss.splits import stratified_holdout, stratified_subset
+
+    source: str | Path = config.data
+    if config.data.startswith(BUNDLED_PREFIX):
+        try:
+            source = sample_path(config.data[len(BUNDLED_PREFIX):])
+        except ValueError as exc:
+            raise InputError(f"{exc}; write e.g. --data sample:mr") from exc
+    data = load_labelled_data(source, data_root=config.data_root)
+    for split in ("train", "test"):
+        if split not in data:
+            raise InputError(
+                f"{config.data} has no {split} split (splits: {', '.join(data.splits)}); training needs "
+                "train and test (val optional): give a folder with train.csv and test.csv"
+            )
+    notes: list[str] = []
+    train, test = data["train"], data["test"]
+    if "val" in data:
+        val = data["val"]
+    else:
+        if not 0.0 < config.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must lie strictly between 0 and 1, got {config.val_fraction}")
+        kept, held = stratified_holdout(train.labels, config.val_fraction, seed=config.seed)
+        if len(np.unique(train.labels[held])) < 2:
+            raise InputError(
+                f"{config.data} has no validation split and {config.val_fraction:.0%} of train gives fewer than "
+                "two classes; add a val.csv or raise --val-fraction"
+            )
+        val = _take(train, held, "val")
+        train = _take(train, kept, "train")
+        notes.append(
+            f"no validation split: carved {config.val_fraction:.0%} of each class of train "
+            f"({len(val)} texts, stratified, seed {config.seed})"
+        )
+    splits = {"train": train, "val": val, "test": test}
+    caps = {"train": config.max_train_examples, "val": config.max_val_examples, "test": config.max_test_examples}
+    for name, cap in caps.items():
+        if cap is not None and cap < len(splits[name]):
+            rows = stratified_subset(splits[name].labels, cap, seed=config.seed)
+            notes.append(
+                f"{name}: stratified subset of {len(rows)} of {len(splits[name])} texts (seed {config.seed})"
+            )
+            splits[name] = _take(splits[name], rows)
+    val_classes = len(np.unique(splits["val"].labels))
+    if len(splits["val"]) <= val_classes:
+        raise InputError(
+            f"the validation split has {len(splits['val'])} texts for {val_classes} classes; the silhouette needs "
+            "more texts than classes: add a val.csv, raise --val-fraction or use more data"
+        )
+    for note in notes:
+        echo(note)
+    return PreparedData(data.name, data.source, list(data.label_names), notes=notes, **splits)
+
+
+def _check_config(config: TrainConfig) -> None:
+    from evaluation.errors import InputError
+    from st_gloss.registry import LOSSES
+
+    if config.loss not in LOSSES:
+        raise InputError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+    if config.eval_metric not in EVAL_METRICS:
+        raise InputError(f"unknown --eval-metric {config.eval_metric!r}; choose one of {', '.join(EVAL_METRICS)}")
+    checks = [
+        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
+        (config.batch_size >= 4, f"--batch-size must be at least 4 (two classes x two texts), got {config.batch_size}"),
+        (config.learning_rate > 0, f"--lr must be positive, got {config.learning_rate}"),
+        (config.patience >= 1, f"--patience must be at least 1, got {config.patience}"),
+        (config.max_seq_length >= 1, f"--max-seq-length must be at least 1, got {config.max_seq_length}"),
+        (config.k >= 1, f"--k must be at least 1, got {config.k}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
+def prepare_output(path: str | Path, overwrite: bool) -> Path:
+    """Create the output folder; refuse a non-empty one unless ``overwrite`` and it holds an earlier job.
+
+    With ``overwrite`` only a folder that holds a ``metrics.json`` or a saved model
+    (``modules.json``) is emptied, so a mistyped path never deletes unrelated files.
+
+    Examples:
+        >>> prepare_output("/tmp/st-gloss-new-folder", overwrite=False)  # doctest: +SKIP
+        PosixPath('/tmp/st-gloss-new-folder')
+    """
+    from evaluation.errors import InputError
+
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"output {folder} is a file; give a folder for the model and metrics.json")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise InputError(f"output folder {folder} exists and is not empty; pass --overwrite or choose a new folder")
+        if not ((folder / METRICS_FILE).exists() or (folder / "modules.json").exists()):
+            raise InputError(
+                f"output folder {folder} is not empty and holds no earlier st-gloss job (no metrics.json or "
+                "modules.json); --overwrite only replaces such folders: choose a new folder"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def validation_evaluators(data: PreparedData, config: TrainConfig) -> list:
+    """The evaluators run after every epoch: kNN (train as index, val as queries) and silhouette on val,
+    plus the linear probe when it picks the epoch."""
+    from evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
+    from st_gloss.checkpointing import LinearProbeEvaluator
+
+    common = {"batch_size": config.encode_batch_size, "write_csv": False}
+    evaluators = [
+        KNNEvaluator(
+            data.train.texts, data.train.labels.tolist(), data.val.texts, data.val.labels.tolist(),
+            k=config.k, name="knn", **common,
+        ),
+        SilhouetteEvaluator(data.val.texts, data.val.labels.tolist(), name="silhouette", seed=config.seed, **common),
+    ]
+    if config.eval_metric == "probe":
+        evaluators.append(LinearProbeEvaluator(data.train, data.val, seed=config.seed, **common))
+    return evaluators
+
+
+def measure_test_split(model, data: PreparedData, *, k: int = 10, batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+    """Test metrics of ``model``: kNN and linear probe (train as index/training set) and silhouette.
+
+    Train and test are encoded once and shared by the three measures.
+
+    Examples:
+        >>> measure_test_split(model, data)["knn_accuracy"]  # doctest: +SKIP
+        0.84
+    """
+    from evaluation.encode import encode_texts
+    from evaluation.knn import knn_classify
+    from evaluation.probe import linear_probe
+    from evaluation.silhouette import silhouette
+
+    train = encode_texts(model, data.train.texts, batch_size=batch_size, show_progress_bar=False)
+    test = encode_texts(model, data.test.texts, batch_size=batch_size, show_progress_bar=False)
+    knn = knn_classify(train, data.train.labels, test, data.test.labels, k=k, num_classes=data.num_classes)
+    probe = linear_probe(train, data.train.labels, test, data.test.labels, seed=seed, num_classes=data.num_classes)
+    sil = silhouette(test, data.test.labels, metric="cosine", seed=seed)
+    return {
+        "knn_accuracy": knn.accuracy,
+        "knn_macro_f1": knn.macro_f1,
+        "probe_accuracy": probe.accuracy,
+        "probe_macro_f1": probe.macro_f1,
+        "silhouette_macro": sil.macro,
+        "silhouette_micro": sil.micro,
+    }
+
+
+def _payload(config: TrainConfig, data: PreparedData, status: str, **extra: Any) -> dict[str, Any]:
+    from evaluation.report import environment_info
+
+    return {
+        "status": status,
+        "config": dataclasses.asdict(config),
+        "data": data.describe(),
+        "eval_metric": EVAL_METRICS[config.eval_metric],
+        **extra,
+        "environment": environment_info(),
+    }
+
+
+def write_metrics(folder: Path, payload: dict[str, Any]) -> None:
+    """Write ``metrics.json`` atomically (a temporary file, then a rename)."""
+    from evaluation.report import write_json
+
+    write_json(payload, folder / METRICS_FILE)
+
+
+def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run one ``st-gloss train`` job and return what it writes to ``metrics.json``.
+
+    Steps: check the options and the output folder; prepare the splits; load the model; build the
+    loss from the registry (G-Loss's sigma calibrated on the training texts); train with
+    SentenceTransformerTrainer and class-balanced batches, validating after every epoch; save the
+    model whenever the validation metric improves (so the output folder always holds the best
+    epoch so far, with its model card); stop after ``patience`` epochs without improvement; then
+    reload the best epoch and measure the test split once.
+
+    Ctrl-C stops training, keeps the best epoch so far (or the current weights when no epoch has
+    finished) with a ``metrics.json`` whose ``status`` is ``"interrupted"``, and raises
+    :class:`TrainingInterrupted`.
+
+    Raises:
+        evaluation.errors.InputError: bad options, data or output folder.
+        TrainingInterrupted: after Ctrl-C.
+
+    Examples:
+        >>> result = train(TrainConfig("sample:mr", "gloss", "runs/mr-gloss", epochs=1))  # doctest: +SKIP
+        >>> result["best_epoch"], result["test"]["knn_accuracy"]  # doctest: +SKIP
+        (1, 0.74)
+    """
+    import transformers
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from evaluation.errors import InputError
+    from evaluation.models import load_model
+    from st_gloss.checkpointing import BestEpochCallback
+    from st_gloss.registry import build_loss, get_spec
+
+    _check_config(config)
+    spec = get_spec(config.loss)
+    given = config.loss_options()
+    refused = sorted(set(given) - set(spec.options))
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        takes = ", ".join("--" + name.replace("_", "-") for name in spec.options) or "no loss options"
+        raise InputError(f"--loss {config.loss} does not use {flags}; it takes {takes}")
+    output = Path(config.output).expanduser()
+    if output.is_dir() and any(output.iterdir()) and not config.overwrite:  # fail before the slow steps
+        raise InputError(f"output folder {output} exists and is not empty; pass --overwrite or choose a new folder")
+    data = prepare_data(config, echo)
+    output = prepare_output(output, config.overwrite)
+
+    transformers.set_seed(config.seed)
+    model = load_model(config.model, max_seq_length=config.max_seq_length)
+    try:
+        loss = build_loss(config.loss, model, data.num_classes, **given)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if spec.calibrates_sigma and isinstance(getattr(loss, "sigma", None), str):
+        sigma = loss.calibrate_sigma(data.train.texts, data.train.labels.tolist(), seed=config.seed,
+                                     batch_size=config.encode_batch_size, show_progress_bar=False)
+        echo(f"sigma calibrated on the training texts ({loss.sigma} rule): {sigma:.4f}")
+    echo(
+        f"data: {data.name} ({len(data.train)} train, {len(data.val)} val, {len(data.test)} test, "
+        f"{data.num_classes} classes); loss: {config.loss}; model: {config.model or 'bundled all-MiniLM-L6-v2'}"
+    )
+
+    base = {"loss": {"name": config.loss, "config": loss.get_config_dict()}, "model": config.model or "bundled"}
+    dataset = Dataset.from_dict({"text": data.train.texts, "label": data.train.labels.tolist()})
+    callback = BestEpochCallback(
+        model,
+        output,
+        metric=EVAL_METRICS[config.eval_metric],
+        patience=config.patience,
+        echo=echo,
+        on_epoch=lambda curve, best: write_metrics(output, _payload(config, data, "running", **base, curve=curve, **best)),
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="st-gloss-trainer-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            **warmup_arguments(config.warmup_ratio),
+            batch_sampler=ClassBalancedBatchSampler,
+            seed=config.seed,
+            data_seed=config.seed,
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="epoch",
+            report_to=[],
+            dataloader_pin_memory=torch.cuda.is_available(),
+            disable_tqdm=not config.show_progress_bar,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            loss=loss,
+            evaluator=validation_evaluators(data, config),
+            callbacks=[callback],
+        )
+        try:
+            trainer.train()
+        except KeyboardInterrupt:
+            if callback.best_epoch is None:
+                model.save(str(output), safe_serialization=True)
+                what = "no epoch finished: the saved model is the unvalidated state at the interruption"
+            else:
+                what = f"the saved model is epoch {callback.best_epoch}, the best validated so far"
+            write_metrics(output, _payload(config, data, "interrupted", **base, curve=callback.curve,
+                                           **callback.summary(), note=what))
+            raise TrainingInterrupted(f"interrupted; {what}, in {output}") from None
+    train_seconds = time.perf_counter() - started
+
+    result = {**base, "curve": callback.curve, **callback.summary(), "train_seconds": train_seconds}
+    if config.evaluate_test:
+        started = time.perf_counter()
+        best = SentenceTransformer(str(output), device=str(model.device))
+        result["test"] = measure_test_split(best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed)
+        result["test_seconds"] = time.perf_counter() - started
+        echo("test (best epoch): " + ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+    payload = _payload(config, data, "finished", **result)
+    write_metrics(output, payload)
+    echo(f"model of epoch {callback.best_epoch} and {METRICS_FILE} saved in {output}")
+    return payload
+
+
+def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """The zero-shot row of a benchmark: the model without training, on the same splits as :func:`train`.
+
+    Writes ``metrics.json`` (no model) to ``config.output`` with the validation metrics as epoch 0
+    and, when ``config.evaluate_test``, the test metrics.
+
+    Examples:
+        >>> evaluate_untrained(TrainConfig("sample:mr", "gloss", "runs/mr-zero-shot"))["test"]  # doctest: +SKIP
+    """
+    import transformers
+
+    from evaluation.models import load_model
+
+    data = prepare_data(config, echo)
+    output = prepare_output(config.output, config.overwrite)
+    transformers.set_seed(config.seed)
+    model = load_model(config.model, max_seq_length=config.max_seq_length)
+    started = time.perf_counter()
+    val: dict[str, float] = {}
+    for evaluator in validation_evaluators(data, config):
+        val.update(evaluator(model))
+    curve = [{"epoch": 0, "val": val, "train_seconds": 0.0, "eval_seconds": time.perf_counter() - started}]
+    metric = EVAL_METRICS[config.eval_metric]
+    result: dict[str, Any] = {
+        "loss": {"name": "zero-shot", "config": {}},
+        "model": config.model or "bundled",
+        "curve": curve,
+        "best_epoch": 0,
+        "best_val": val[metric],
+        "epochs_run": 0,
+        "stopped_early": False,
+        "train_seconds": 0.0,
+    }
+    if config.evaluate_test:
+        result["test"] = measure_test_split(model, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed)
+    payload = _payload(config, data, "finished", **result)
+    write_metrics(output, payload)
+    return payload
