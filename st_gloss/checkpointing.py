@@ -83,7 +83,7 @@ class BestEpochCallback(TrainerCallback):
         end = self._epoch_end if self._epoch_end is not None else now
         epoch = int(round(state.epoch or 0))
         val = {
-            key[len("eval_"):]: float(value)
+            key[len("eval_") :]: float(value)
             for key, value in (metrics or {}).items()
             if key.startswith("eval_") and isinstance(value, (int, float)) and not key.endswith(_NOT_VAL_METRICS)
         }
@@ -149,7 +149,9 @@ class LinearProbeEvaluator(BaseEvaluator):
         {'probe_accuracy': 0.86, 'probe_macro_f1': 0.85}
     """
 
-    def __init__(self, train, val, *, seed: int = 0, name: str = "probe", batch_size: int = 64, write_csv: bool = False):
+    def __init__(
+        self, train, val, *, seed: int = 0, name: str = "probe", batch_size: int = 64, write_csv: bool = False
+    ):
         super().__init__()
         self.train, self.val = train, val
         self.seed = seed

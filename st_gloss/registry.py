@@ -65,7 +65,8 @@ def register(spec: LossSpec) -> LossSpec:
 
     Examples:
         >>> from st_gloss.losses import InBatchCosineSimilarityLoss
-        >>> register(LossSpec("my-cosine", lambda m, k, o: InBatchCosineSimilarityLoss(m), (), "demo"))  # doctest: +SKIP
+        >>> build = lambda model, num_labels, options: InBatchCosineSimilarityLoss(model)
+        >>> register(LossSpec("my-cosine", build, (), "demo"))  # doctest: +SKIP
     """
     unknown = set(spec.options) - set(OPTION_NAMES)
     if unknown:

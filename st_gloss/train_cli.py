@@ -20,7 +20,8 @@ def _sigma(ctx, param, value):
         from st_gloss.sigma import SIGMA_RULES
 
         if value not in SIGMA_RULES:
-            raise click.BadParameter(f"{value!r} is neither a positive number nor one of {', '.join(SIGMA_RULES)}")
+            rules = ", ".join(SIGMA_RULES)
+            raise click.BadParameter(f"{value!r} is neither a positive number nor one of {rules}") from None
         return value
     if not number > 0:
         raise click.BadParameter(f"sigma must be positive, got {value}")
@@ -29,10 +30,18 @@ def _sigma(ctx, param, value):
 
 @click.command("train", epilog="Losses:\n\n\b\n" + describe())
 @click.argument("model", required=False)
-@click.option("--data", required=True, help="Folder with train.csv/test.csv (val.csv optional), a benchmark "
-              "name under --data-root (mr, r8, r52, ohsumed, 20ng), or a bundled sample (sample:mr, sample:r8).")
-@click.option("--data-root", default=None, type=click.Path(file_okay=False),
-              help="Folder of the benchmark datasets [default: $ST_GLOSS_DATA].")
+@click.option(
+    "--data",
+    required=True,
+    help="Folder with train.csv/test.csv (val.csv optional), a benchmark "
+    "name under --data-root (mr, r8, r52, ohsumed, 20ng), or a bundled sample (sample:mr, sample:r8).",
+)
+@click.option(
+    "--data-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder of the benchmark datasets [default: $ST_GLOSS_DATA].",
+)
 @click.option("--loss", required=True, type=click.Choice(list(LOSSES)), help="The training loss (see below).")
 @click.option("--output", required=True, type=click.Path(), help="Folder for the best model and metrics.json.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder of an earlier job.")
@@ -42,25 +51,53 @@ def _sigma(ctx, param, value):
 @click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--labelled-fraction", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="G-Loss gamma: share of each class that keeps its label [default: 0.7].")
-@click.option("--sigma", default=None, callback=_sigma,
-              help="G-Loss kernel width: a number, sqrt_median or dicm [default: sqrt_median, calibrated on train].")
-@click.option("--graph-weight", default=None, type=click.FloatRange(0, 1),
-              help="Lambda of gloss+ce and supcon+ce: weight of G-Loss/SupCon; CE gets 1 - lambda [default: 0.8].")
+@click.option(
+    "--labelled-fraction",
+    default=None,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="G-Loss gamma: share of each class that keeps its label [default: 0.7].",
+)
+@click.option(
+    "--sigma",
+    default=None,
+    callback=_sigma,
+    help="G-Loss kernel width: a number, sqrt_median or dicm [default: sqrt_median, calibrated on train].",
+)
+@click.option(
+    "--graph-weight",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="Lambda of gloss+ce and supcon+ce: weight of G-Loss/SupCon; CE gets 1 - lambda [default: 0.8].",
+)
 @click.option("--temperature", default=None, type=_POSITIVE, help="SupCon temperature [default: 0.1].")
 @click.option("--margin", default=None, type=_POSITIVE, help="Triplet margin [default: 0.5].")
-@click.option("--eval-metric", default="knn", show_default=True, type=click.Choice(["knn", "probe", "silhouette"]),
-              help="Validation metric that picks the best epoch (kNN accuracy, probe accuracy, macro silhouette).")
-@click.option("--patience", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Stop after this many epochs without a better validation score.")
-@click.option("--val-fraction", default=0.1, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of each class carved from train when the data has no validation split.")
-@click.option("--max-train-examples", default=None, type=click.IntRange(min=4),
-              help="Train on a stratified subset of this size.")
-@click.option("--max-test-examples", default=None, type=click.IntRange(min=2),
-              help="Test on a stratified subset of this size.")
+@click.option(
+    "--eval-metric",
+    default="knn",
+    show_default=True,
+    type=click.Choice(["knn", "probe", "silhouette"]),
+    help="Validation metric that picks the best epoch (kNN accuracy, probe accuracy, macro silhouette).",
+)
+@click.option(
+    "--patience",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Stop after this many epochs without a better validation score.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of each class carved from train when the data has no validation split.",
+)
+@click.option(
+    "--max-train-examples", default=None, type=click.IntRange(min=4), help="Train on a stratified subset of this size."
+)
+@click.option(
+    "--max-test-examples", default=None, type=click.IntRange(min=2), help="Test on a stratified subset of this size."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(model, quiet, **options) -> None:
     """Fine-tune MODEL (default: the bundled all-MiniLM-L6-v2) with one loss; keep the best epoch.

@@ -222,7 +222,7 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> Pr
     source: str | Path = config.data
     if config.data.startswith(BUNDLED_PREFIX):
         try:
-            source = sample_path(config.data[len(BUNDLED_PREFIX):])
+            source = sample_path(config.data[len(BUNDLED_PREFIX) :])
         except ValueError as exc:
             raise InputError(f"{exc}; write e.g. --data sample:mr") from exc
     data = load_labelled_data(source, data_root=config.data_root)
@@ -256,9 +256,7 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> Pr
     for name, cap in caps.items():
         if cap is not None and cap < len(splits[name]):
             rows = stratified_subset(splits[name].labels, cap, seed=config.seed)
-            notes.append(
-                f"{name}: stratified subset of {len(rows)} of {len(splits[name])} texts (seed {config.seed})"
-            )
+            notes.append(f"{name}: stratified subset of {len(rows)} of {len(splits[name])} texts (seed {config.seed})")
             splits[name] = _take(splits[name], rows)
     val_classes = len(np.unique(splits["val"].labels))
     if len(splits["val"]) <= val_classes:
@@ -329,8 +327,13 @@ def validation_evaluators(data: PreparedData, config: TrainConfig) -> list:
     common = {"batch_size": config.encode_batch_size, "write_csv": False}
     evaluators = [
         KNNEvaluator(
-            data.train.texts, data.train.labels.tolist(), data.val.texts, data.val.labels.tolist(),
-            k=config.k, name="knn", **common,
+            data.train.texts,
+            data.train.labels.tolist(),
+            data.val.texts,
+            data.val.labels.tolist(),
+            k=config.k,
+            name="knn",
+            **common,
         ),
         SilhouetteEvaluator(data.val.texts, data.val.labels.tolist(), name="silhouette", seed=config.seed, **common),
     ]
@@ -339,7 +342,9 @@ def validation_evaluators(data: PreparedData, config: TrainConfig) -> list:
     return evaluators
 
 
-def measure_test_split(model, data: PreparedData, *, k: int = 10, batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+def measure_test_split(
+    model, data: PreparedData, *, k: int = 10, batch_size: int = 64, seed: int = 0
+) -> dict[str, float]:
     """Test metrics of ``model``: kNN and linear probe (train as index/training set) and silhouette.
 
     Train and test are encoded once and shared by the three measures.
@@ -413,7 +418,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     """
     import transformers
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     from evaluation.errors import InputError
     from evaluation.models import load_model
@@ -441,8 +450,13 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     if spec.calibrates_sigma and isinstance(getattr(loss, "sigma", None), str):
-        sigma = loss.calibrate_sigma(data.train.texts, data.train.labels.tolist(), seed=config.seed,
-                                     batch_size=config.encode_batch_size, show_progress_bar=False)
+        sigma = loss.calibrate_sigma(
+            data.train.texts,
+            data.train.labels.tolist(),
+            seed=config.seed,
+            batch_size=config.encode_batch_size,
+            show_progress_bar=False,
+        )
         echo(f"sigma calibrated on the training texts ({loss.sigma} rule): {sigma:.4f}")
     echo(
         f"data: {data.name} ({len(data.train)} train, {len(data.val)} val, {len(data.test)} test, "
@@ -457,7 +471,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         metric=EVAL_METRICS[config.eval_metric],
         patience=config.patience,
         echo=echo,
-        on_epoch=lambda curve, best: write_metrics(output, _payload(config, data, "running", **base, curve=curve, **best)),
+        on_epoch=lambda curve, best: write_metrics(
+            output, _payload(config, data, "running", **base, curve=curve, **best)
+        ),
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="st-gloss-trainer-") as scratch:
@@ -493,8 +509,10 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
                 what = "no epoch finished: the saved model is the unvalidated state at the interruption"
             else:
                 what = f"the saved model is epoch {callback.best_epoch}, the best validated so far"
-            write_metrics(output, _payload(config, data, "interrupted", **base, curve=callback.curve,
-                                           **callback.summary(), note=what))
+            write_metrics(
+                output,
+                _payload(config, data, "interrupted", **base, curve=callback.curve, **callback.summary(), note=what),
+            )
             raise TrainingInterrupted(f"interrupted; {what}, in {output}") from None
     train_seconds = time.perf_counter() - started
 
@@ -502,7 +520,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     if config.evaluate_test:
         started = time.perf_counter()
         best = SentenceTransformer(str(output), device=str(model.device))
-        result["test"] = measure_test_split(best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed)
+        result["test"] = measure_test_split(
+            best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
+        )
         result["test_seconds"] = time.perf_counter() - started
         echo("test (best epoch): " + ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     payload = _payload(config, data, "finished", **result)
@@ -545,7 +565,9 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
         "train_seconds": 0.0,
     }
     if config.evaluate_test:
-        result["test"] = measure_test_split(model, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed)
+        result["test"] = measure_test_split(
+            model, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
+        )
     payload = _payload(config, data, "finished", **result)
     write_metrics(output, payload)
     return payload

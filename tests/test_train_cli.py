@@ -30,8 +30,22 @@ def tiny_data(tmp_path_factory):
 
 
 def _train(model_path, data, output, *extra):
-    args = ["train", str(model_path), "--data", str(data), "--output", str(output), "--epochs", "1",
-            "--batch-size", "8", "--max-seq-length", "16", "--quiet", *extra]
+    args = [
+        "train",
+        str(model_path),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-seq-length",
+        "16",
+        "--quiet",
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 
@@ -49,7 +63,12 @@ def test_every_loss_trains_end_to_end_and_writes_model_and_metrics(loss, tiny_mo
     assert epoch["train_seconds"] > 0 and epoch["train_loss"] is not None
     assert {"knn_accuracy", "knn_macro_f1", "silhouette_macro"} <= set(epoch["val"])
     assert set(metrics["test"]) == {
-        "knn_accuracy", "knn_macro_f1", "probe_accuracy", "probe_macro_f1", "silhouette_macro", "silhouette_micro"
+        "knn_accuracy",
+        "knn_macro_f1",
+        "probe_accuracy",
+        "probe_macro_f1",
+        "silhouette_macro",
+        "silhouette_micro",
     }
     assert metrics["data"]["sizes"] == {"train": 54, "val": 6, "test": 12}
     if loss.endswith("+ce"):
@@ -85,7 +104,9 @@ def test_bad_options_exit_2_with_a_reason_and_no_traceback(extra, message, tiny_
     assert "Traceback" not in result.output
 
 
-def test_ctrl_c_leaves_a_usable_model_and_an_interrupted_metrics_file(tiny_model_path, tiny_data, tmp_path, monkeypatch):
+def test_ctrl_c_leaves_a_usable_model_and_an_interrupted_metrics_file(
+    tiny_model_path, tiny_data, tmp_path, monkeypatch
+):
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
     def interrupted(self, *args, **kwargs):
