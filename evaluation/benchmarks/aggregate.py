@@ -1,0 +1,301 @@
+"""Turn the runner's result files into markdown tables, convergence pictures and the paper comparison.
+
+For every metric a table: rows are losses (zero-shot first, then the registry order), columns are
+datasets, each cell the mean over seeds ``± the sample standard deviation`` (no spread with one
+seed), the best cell of each column in bold. Then one PNG per dataset with the validation metric
+per epoch, one line per loss (mean over seeds), and, when ``paper_numbers.json`` exists, the
+paper's own numbers next to ours.
+
+Run from the repository root::
+
+    PYTHONPATH=. python -m evaluation.benchmarks.aggregate --profile cpu
+    # -> evaluation/results/benchmark_cpu.md and evaluation/results/figures/convergence_cpu_<dataset>.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.benchmarks.profiles import ALL_LOSSES, PROFILES
+from evaluation.data import BENCHMARK_DATASETS
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column of the result files to tabulate.
+
+    Attributes:
+        key: ``test.knn_accuracy`` (a dotted path into a result file) or a top-level key.
+        title: the table's heading.
+        higher_is_better: which end is marked best.
+        digits: decimals shown.
+    """
+
+    key: str
+    title: str
+    higher_is_better: bool = True
+    digits: int = 4
+
+    def value(self, result: dict[str, Any]) -> float | None:
+        node: Any = result
+        for part in self.key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return None if node is None else float(node)
+
+
+METRICS = (
+    Metric("test.knn_accuracy", "Test kNN accuracy (k = 10)"),
+    Metric("test.knn_macro_f1", "Test kNN macro-F1"),
+    Metric("test.probe_accuracy", "Test linear-probe accuracy"),
+    Metric("test.probe_macro_f1", "Test linear-probe macro-F1"),
+    Metric("test.silhouette_macro", "Test macro silhouette (cosine)"),
+    Metric("best_epoch", "Epochs to the best validation score", higher_is_better=False, digits=1),
+    Metric("seconds_per_epoch", "Seconds per training epoch", higher_is_better=False, digits=1),
+)
+
+
+def load_results(folder: str | Path) -> list[dict[str, Any]]:
+    """The finished result files (``*.json``) of ``folder``, sorted by file name."""
+    results = []
+    for path in sorted(Path(folder).glob("*.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload.get("status") == "finished" and "job" in payload:
+            results.append(payload)
+    return results
+
+
+def _order(values: Iterable[str], preferred: Iterable[str]) -> list[str]:
+    present = set(values)
+    first = [v for v in preferred if v in present]
+    return first + sorted(present - set(first))
+
+
+def _row_name(result: dict[str, Any]) -> str:
+    job = result["job"]
+    return job["loss"] + (f" ({job['tag']})" if job.get("tag") else "")
+
+
+def cell_values(results: list[dict[str, Any]], metric: Metric) -> dict[tuple[str, str], list[float]]:
+    """``(row, dataset) -> values over seeds`` of one metric."""
+    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for result in results:
+        value = metric.value(result)
+        if value is not None:
+            cells[(_row_name(result), result["job"]["dataset"])].append(value)
+    return cells
+
+
+def _format(values: list[float], digits: int) -> str:
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def metric_table(results: list[dict[str, Any]], metric: Metric) -> str:
+    """One markdown table: rows losses, columns datasets, ``mean ± sd`` over seeds, best in bold.
+
+    Examples:
+        >>> r = [{"job": {"dataset": "mr", "loss": "ce", "seed": 0}, "test": {"knn_accuracy": 0.5}}]
+        >>> print(metric_table(r, METRICS[0]))
+        | loss | mr |
+        |---|---:|
+        | ce | **0.5000** |
+    """
+    cells = cell_values(results, metric)
+    rows = _order({row for row, _ in cells}, ALL_LOSSES)
+    columns = _order({column for _, column in cells}, BENCHMARK_DATASETS)
+    best: dict[str, float] = {}
+    for column in columns:
+        means = [statistics.fmean(cells[(row, column)]) for row in rows if (row, column) in cells]
+        best[column] = max(means) if metric.higher_is_better else min(means)
+    lines = ["| loss | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        shown = []
+        for column in columns:
+            values = cells.get((row, column))
+            if not values:
+                shown.append("–")
+                continue
+            text = _format(values, metric.digits)
+            shown.append(f"**{text}**" if round(statistics.fmean(values), 12) == round(best[column], 12) else text)
+        lines.append(f"| {row} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def seeds_table(results: list[dict[str, Any]]) -> str:
+    """Which seeds each (loss, dataset) cell averages."""
+    seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for result in results:
+        seeds[(_row_name(result), result["job"]["dataset"])].add(int(result["job"]["seed"]))
+    rows = _order({row for row, _ in seeds}, ALL_LOSSES)
+    columns = _order({column for _, column in seeds}, BENCHMARK_DATASETS)
+    lines = ["| loss | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append(
+            f"| {row} | "
+            + " | ".join(",".join(map(str, sorted(seeds.get((row, c), set())))) or "–" for c in columns)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def convergence_plot(results: list[dict[str, Any]], dataset: str, path: Path) -> Path | None:
+    """PNG of the validation metric per epoch for one dataset: one line per loss (mean over seeds).
+
+    The zero-shot score is a dashed horizontal line. Returns the path, or ``None`` without data.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    per_loss: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    metric = None
+    for result in results:
+        if result["job"]["dataset"] != dataset:
+            continue
+        metric = result.get("eval_metric", metric)
+        for entry in result.get("curve", []):
+            if metric in entry.get("val", {}):
+                per_loss[_row_name(result)][int(entry["epoch"])].append(entry["val"][metric])
+    if not per_loss:
+        return None
+    figure = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for loss in _order(per_loss, ALL_LOSSES):
+        points = sorted(per_loss[loss].items())
+        ys = [statistics.fmean(v) for _, v in points]
+        if loss == "zero-shot":
+            axes.axhline(ys[0], color="grey", linestyle="--", label="zero-shot")
+            continue
+        axes.plot(
+            [e for e, _ in points], ys, marker="o", label=loss, linewidth=2.5 if loss.startswith("gloss") else 1.2
+        )
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(f"validation {metric}")
+    axes.set_title(f"{dataset}: validation {metric} per epoch")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def paper_comparison(results: list[dict[str, Any]], paper: dict[str, Any]) -> str:
+    """Our mean test accuracy next to the paper's, per loss and dataset (the paper's backbone differs)."""
+    metric = Metric(paper.get("metric_key", "test.probe_accuracy"), "")
+    cells = cell_values(results, metric)
+    values = paper["values"]
+    rows = _order(set(values) | {row for row, _ in cells}, ALL_LOSSES)
+    columns = _order({c for v in values.values() for c in v} | {c for _, c in cells}, BENCHMARK_DATASETS)
+    lines = ["| loss | " + " | ".join(f"{c} ours / paper" for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        shown = []
+        for column in columns:
+            ours = cells.get((row, column))
+            theirs = values.get(row, {}).get(column)
+            shown.append(f"{statistics.fmean(ours):.4f}" if ours else "–")
+            shown[-1] += " / " + (f"{float(theirs):.4f}" if theirs is not None else "–")
+        lines.append(f"| {row} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def render(
+    results: list[dict[str, Any]],
+    *,
+    title: str,
+    figures: dict[str, Path] | None = None,
+    relative_to: Path | None = None,
+    paper: dict[str, Any] | None = None,
+    metrics: Iterable[Metric] = METRICS,
+) -> str:
+    """The whole markdown page: how it was made, one table per metric, pictures, paper comparison."""
+    profiles = sorted({r.get("profile", "?") for r in results})
+    parts = [f"# {title}", ""]
+    for name in profiles:
+        if name in PROFILES:
+            parts.append(f"Profile `{name}`: {PROFILES[name].description}.")
+    notes = sorted({note for r in results for note in r.get("data", {}).get("notes", []) if "subset" not in note})
+    parts += [
+        "",
+        "Each cell: mean over seeds ± sample standard deviation (no spread with one seed); best of each "
+        "column in bold. The learning rate and the epoch were chosen on the validation split; the test split "
+        "was measured once per job, on the best epoch. `zero-shot` is the untrained model on the same splits.",
+        "",
+    ]
+    if notes:
+        parts += ["Data notes: " + "; ".join(notes) + ".", ""]
+    for metric in metrics:
+        parts += [f"## {metric.title}", "", metric_table(results, metric), ""]
+    parts += ["## Seeds per cell", "", seeds_table(results), ""]
+    if figures:
+        parts += ["## Convergence", ""]
+        for dataset, path in figures.items():
+            shown = path.relative_to(relative_to) if relative_to else path
+            parts += [f"![{dataset}: validation metric per epoch]({shown.as_posix()})", ""]
+    if paper:
+        parts += [
+            "## Comparison with the paper",
+            "",
+            f"The paper's numbers ({paper.get('source', 'source not given')}) use "
+            f"{paper.get('backbone', 'another backbone')}, "
+            "not MiniLM, and the full training sets: compare the order of the losses, not the values.",
+            "",
+            paper_comparison(results, paper),
+            "",
+        ]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def aggregate(results_folder: Path, output: Path, *, title: str, paper_path: Path | None = None) -> str:
+    """Read ``results_folder``, write the markdown to ``output`` and the PNGs beside it; return the markdown."""
+    results = load_results(results_folder)
+    if not results:
+        raise SystemExit(f"no finished result files in {results_folder}; run the runner first")
+    stem = output.stem
+    figures = {}
+    for dataset in _order({r["job"]["dataset"] for r in results}, BENCHMARK_DATASETS):
+        path = convergence_plot(results, dataset, output.parent / "figures" / f"convergence_{stem}_{dataset}.png")
+        if path is not None:
+            figures[dataset] = path
+    paper = None
+    if paper_path is not None and paper_path.exists():
+        paper = json.loads(paper_path.read_text(encoding="utf-8"))
+    text = render(results, title=title, figures=figures, relative_to=output.parent, paper=paper)
+    output.write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", help="names the default folders (default: cpu)")
+    parser.add_argument("--results", type=Path, help="result files (default: evaluation/results/benchmark/<profile>)")
+    parser.add_argument(
+        "--output", type=Path, help="markdown file (default: evaluation/results/benchmark_<profile>.md)"
+    )
+    parser.add_argument(
+        "--paper", type=Path, default=RESULTS / "paper_numbers.json", help="the paper's numbers, when present"
+    )
+    args = parser.parse_args(argv)
+    results = args.results or RESULTS / "benchmark" / args.profile
+    output = args.output or RESULTS / f"benchmark_{args.profile}.md"
+    aggregate(results, output, title=f"Benchmark: profile `{args.profile}`", paper_path=args.paper)
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The benchmark runner: datasets x losses x seeds under a named profile, one result file per job.
+
+A job is one (dataset, loss, seed). It trains one ``st-gloss train`` run per learning rate of the
+profile (each in its own work folder, validation only), keeps the learning rate with the best
+validation score, measures the test split of that run once, and writes
+``<results>/<dataset>__<loss>__seed<k>.json``.
+
+Resumable: a job whose result file exists is skipped; a run whose ``metrics.json`` says
+``finished`` is reused; a run that was interrupted (no ``metrics.json``, or one that says
+``running``/``interrupted``) is deleted and run again. So a long benchmark can be run in pieces
+(``--max-jobs``, ``--datasets``, Ctrl-C) by repeating the same command.
+
+Run from the repository root::
+
+    PYTHONPATH=. python -m evaluation.benchmarks.runner --profile cpu --data-root ../shared/data \\
+        --datasets mr,r8 --seeds 0 --max-jobs 5
+    PYTHONPATH=. python -m evaluation.benchmarks.runner --profile cpu --list   # what is done, what is left
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.benchmarks.profiles import PROFILES, ZERO_SHOT, Profile
+from evaluation.report import environment_info, write_json
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+RESULTS = REPOSITORY / "evaluation" / "results" / "benchmark"
+WORK = REPOSITORY / "runs" / "benchmark"
+MODEL_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (dataset, loss, seed) of a benchmark, with optional loss options on top of the profile's.
+
+    Examples:
+        >>> Job("r8", "gloss+ce", 0).key
+        'r8__gloss+ce__seed0'
+        >>> Job("r8", "gloss", 1, (("labelled_fraction", 0.5),), "lf0.5").key
+        'r8__gloss__lf0.5__seed1'
+    """
+
+    dataset: str
+    loss: str
+    seed: int
+    options: tuple[tuple[str, Any], ...] = ()
+    tag: str = ""
+
+    @property
+    def key(self) -> str:
+        middle = f"__{self.tag}" if self.tag else ""
+        return f"{self.dataset}__{self.loss}{middle}__seed{self.seed}"
+
+
+def plan(
+    profile: Profile,
+    datasets: Iterable[str] | None = None,
+    losses: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+) -> list[Job]:
+    """The jobs of a benchmark, dataset by dataset (so a partial run finishes whole datasets first).
+
+    Examples:
+        >>> [j.key for j in plan(PROFILES["cpu"], ["mr"], ["gloss", "ce"], [0])]
+        ['mr__gloss__seed0', 'mr__ce__seed0']
+    """
+    return [
+        Job(dataset, loss, seed)
+        for dataset in (datasets or profile.datasets)
+        for seed in (seeds if seeds is not None else profile.seeds)
+        for loss in (losses or profile.losses)
+    ]
+
+
+def is_finished(path: Path) -> bool:
+    """Whether ``path`` is a JSON file whose ``status`` is ``finished``."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+def _config(
+    profile: Profile,
+    job: Job,
+    output: Path,
+    learning_rate: float,
+    data_root,
+    evaluate_test: bool,
+    model: str | None,
+    show_progress_bar: bool,
+):
+    from st_gloss.training import TrainConfig
+
+    options = profile.options_for(job.loss) if job.loss != ZERO_SHOT else {}
+    options.update(dict(job.options))
+    return TrainConfig(
+        data=job.dataset,
+        loss=job.loss,
+        output=str(output),
+        model=model if model is not None else profile.model,
+        data_root=None if data_root is None else str(data_root),
+        epochs=profile.epochs,
+        batch_size=profile.batch_size,
+        learning_rate=learning_rate,
+        warmup_ratio=profile.warmup_ratio,
+        seed=job.seed,
+        max_seq_length=profile.max_seq_length,
+        eval_metric=profile.eval_metric,
+        patience=profile.patience,
+        max_train_examples=profile.max_train_examples,
+        max_val_examples=profile.max_val_examples,
+        max_test_examples=profile.max_test_examples,
+        evaluate_test=evaluate_test,
+        overwrite=True,
+        show_progress_bar=show_progress_bar,
+        **options,
+    )
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    curve = metrics.get("curve", [])
+    trained = [e["train_seconds"] for e in curve if e.get("epoch", 0) > 0]
+    return {
+        "best_epoch": metrics.get("best_epoch"),
+        "best_val": metrics.get("best_val"),
+        "epochs_run": metrics.get("epochs_run"),
+        "stopped_early": metrics.get("stopped_early"),
+        "seconds_per_epoch": sum(trained) / len(trained) if trained else None,
+        "val_seconds_per_epoch": (sum(e["eval_seconds"] for e in curve) / len(curve)) if curve else None,
+    }
+
+
+def run_job(
+    job: Job,
+    profile: Profile,
+    results: Path,
+    work: Path,
+    *,
+    data_root=None,
+    model: str | None = None,
+    keep_models: bool = False,
+    show_progress_bar: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) one job and write its result file; return the result.
+
+    Raises:
+        st_gloss.training.TrainingInterrupted: after Ctrl-C (rerun to resume).
+    """
+    from st_gloss.training import (
+        METRICS_FILE,
+        PreparedData,
+        evaluate_untrained,
+        measure_test_split,
+        prepare_data,
+        train,
+    )
+
+    target = results / f"{job.key}.json"
+    if is_finished(target):
+        return json.loads(target.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    job_work = work / job.key
+    rates = profile.learning_rates if job.loss != ZERO_SHOT else (profile.learning_rates[0],)
+    single = len(rates) == 1
+    trials = []
+    for rate in rates:
+        folder = job_work / f"lr{rate:g}"
+        if not is_finished(folder / METRICS_FILE):
+            if folder.exists():
+                echo(f"  {job.key}: lr {rate:g} was interrupted; running it again from the start")
+                shutil.rmtree(folder)
+            config = _config(profile, job, folder, rate, data_root, single, model, show_progress_bar)
+            (evaluate_untrained if job.loss == ZERO_SHOT else train)(config, echo=lambda line: echo("  " + line))
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+        trials.append((rate, folder, metrics))
+    rate, folder, chosen = max(trials, key=lambda t: (t[2]["best_val"], -t[0]))  # ties: the smaller rate
+    if "test" not in chosen and not any((folder / name).exists() for name in MODEL_FILES):
+        # Its weights were dropped (a finished job whose result file was deleted): train it again.
+        echo(f"  {job.key}: the weights of lr {rate:g} are gone; training it again to measure the test split")
+        shutil.rmtree(folder)
+        config = _config(profile, job, folder, rate, data_root, True, model, show_progress_bar)
+        chosen = train(config, echo=lambda line: echo("  " + line))
+    if "test" not in chosen:
+        import dataclasses
+
+        from sentence_transformers import SentenceTransformer
+
+        from st_gloss.training import TrainConfig
+
+        config = TrainConfig(**chosen["config"])
+        data: PreparedData = prepare_data(config, echo=lambda line: None)
+        best = SentenceTransformer(str(folder))
+        chosen["test"] = measure_test_split(
+            best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
+        )
+        chosen["config"] = dataclasses.asdict(dataclasses.replace(config, evaluate_test=True))
+    result = {
+        "status": "finished",
+        "job": {
+            "dataset": job.dataset,
+            "loss": job.loss,
+            "seed": job.seed,
+            "options": dict(job.options),
+            "tag": job.tag,
+            "key": job.key,
+        },
+        "profile": profile.name,
+        "learning_rate": rate,
+        "trials": [{"learning_rate": r, **_summary(m)} for r, _, m in trials],
+        **_summary(chosen),
+        "eval_metric": chosen["eval_metric"],
+        "loss_config": chosen.get("loss", {}).get("config", {}),
+        "data": chosen["data"],
+        "curve": chosen["curve"],
+        "test": chosen["test"],
+        "job_seconds": time.perf_counter() - started,
+        "config": chosen["config"],
+        "environment": environment_info(),
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(result, target)
+    if not keep_models:
+        for _, trial_folder, _ in trials:
+            for name in MODEL_FILES:
+                (trial_folder / name).unlink(missing_ok=True)
+    return result
+
+
+def run(
+    jobs: list[Job],
+    profile: Profile,
+    results: Path,
+    work: Path,
+    *,
+    max_jobs: int | None = None,
+    echo: Callable[[str], None] = print,
+    **kwargs,
+) -> list[dict[str, Any]]:
+    """Run the unfinished jobs in order (at most ``max_jobs``); return their results."""
+    pending = [job for job in jobs if not is_finished(results / f"{job.key}.json")]
+    echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run")
+    done = []
+    for number, job in enumerate(pending[:max_jobs] if max_jobs is not None else pending, start=1):
+        echo(f"[{number}/{len(pending)}] {job.key}")
+        result = run_job(job, profile, results, work, echo=echo, **kwargs)
+        test = result["test"]
+        echo(
+            f"  done in {result['job_seconds']:.0f}s: best epoch {result['best_epoch']}, test kNN accuracy "
+            f"{test['knn_accuracy']:.4f}, macro-F1 {test['knn_macro_f1']:.4f}, "
+            f"silhouette {test['silhouette_macro']:.4f}"
+        )
+        done.append(result)
+    return done
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--datasets", help="comma-separated (default: the profile's)")
+    parser.add_argument("--losses", help="comma-separated (default: the profile's, zero-shot included)")
+    parser.add_argument("--seeds", help="comma-separated integers (default: the profile's)")
+    parser.add_argument("--data-root", help="folder of the datasets (default: $ST_GLOSS_DATA)")
+    parser.add_argument("--model", help="model folder or name (default: the profile's)")
+    parser.add_argument(
+        "--results", type=Path, help="result files folder (default: evaluation/results/benchmark/<profile>)"
+    )
+    parser.add_argument("--work", type=Path, help="folder of the runs (default: runs/benchmark/<profile>)")
+    parser.add_argument("--max-jobs", type=int, help="stop after this many jobs (rerun to continue)")
+    parser.add_argument("--keep-models", action="store_true", help="keep the trained weights of every run")
+    parser.add_argument("--progress", action="store_true", help="show the trainer's progress bars")
+    parser.add_argument("--list", action="store_true", help="list the jobs and whether they are finished")
+    args = parser.parse_args(argv)
+
+    from evaluation.errors import InputError
+    from st_gloss.registry import LOSSES
+    from st_gloss.training import TrainingInterrupted
+
+    profile = PROFILES[args.profile]
+    losses = _csv(args.losses)
+    unknown = [loss for loss in losses or [] if loss != ZERO_SHOT and loss not in LOSSES]
+    if unknown:
+        print(
+            f"error: unknown loss(es) {', '.join(unknown)}; choose from {ZERO_SHOT}, {', '.join(LOSSES)}",
+            file=sys.stderr,
+        )
+        return 2
+    seeds = None if args.seeds is None else [int(s) for s in _csv(args.seeds)]
+    jobs = plan(profile, _csv(args.datasets), losses, seeds)
+    results = args.results or RESULTS / profile.name
+    work = args.work or WORK / profile.name
+    if args.list:
+        for job in jobs:
+            print(("done    " if is_finished(results / f"{job.key}.json") else "pending ") + job.key)
+        return 0
+    try:
+        run(
+            jobs,
+            profile,
+            results,
+            work,
+            max_jobs=args.max_jobs,
+            data_root=args.data_root,
+            model=args.model,
+            keep_models=args.keep_models,
+            show_progress_bar=args.progress,
+        )
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingInterrupted, KeyboardInterrupt):
+        print("\ninterrupted; rerun the same command to resume (finished jobs are skipped)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Sensitivity of G-Loss on one dataset: labelled fraction, sigma (rule or value), graph weight.
+
+One option is varied at a time around the profile's G-Loss settings (the others stay fixed):
+labelled fraction and sigma with the standalone ``gloss``, graph weight with ``gloss+ce``. Each
+point is a runner job (same profile budget, resumable, one result file each, under
+``evaluation/results/sensitivity/<profile>/``); the picture has one panel per option with the
+validation and test kNN accuracy.
+
+Run from the repository root::
+
+    PYTHONPATH=. python -m evaluation.benchmarks.sensitivity --profile cpu --dataset r8 --data-root ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from evaluation.benchmarks.profiles import PROFILES
+from evaluation.benchmarks.runner import WORK, Job, is_finished, run
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "sensitivity"
+
+SWEEPS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "labelled_fraction": ("gloss", (0.3, 0.5, 0.6, 0.7, 0.9)),
+    "sigma": ("gloss", ("sqrt_median", "dicm", 0.2, 0.4, 0.8)),
+    "graph_weight": ("gloss+ce", (0.5, 0.7, 0.8, 0.9, 1.0)),
+}
+"""option -> (loss, values tried)."""
+
+
+def sweep_jobs(dataset: str, seeds: list[int], sweeps: dict[str, tuple[str, tuple[Any, ...]]] = SWEEPS) -> list[Job]:
+    """One job per (option, value, seed), tagged ``<option>=<value>``.
+
+    Examples:
+        >>> sweep_jobs("r8", [0], {"sigma": ("gloss", ("dicm",))})[0].key
+        'r8__gloss__sigma=dicm__seed0'
+    """
+    return [
+        Job(dataset, loss, seed, ((option, value),), f"{option}={value}")
+        for option, (loss, values) in sweeps.items()
+        for value in values
+        for seed in seeds
+    ]
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """One panel per option: validation and test kNN accuracy against the value (mean over seeds)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for result in results:
+        ((option, value),) = result["job"]["options"].items()
+        points[option][str(value)]["val"].append(result["best_val"])
+        points[option][str(value)]["test"].append(result["test"]["knn_accuracy"])
+    figure = Figure(figsize=(4.0 * max(1, len(points)), 3.6))
+    FigureCanvasAgg(figure)
+    for i, option in enumerate(points, start=1):
+        axes = figure.add_subplot(1, len(points), i)
+        labels = list(points[option])
+        for split, marker in (("val", "o"), ("test", "s")):
+            axes.plot(
+                range(len(labels)),
+                [statistics.fmean(points[option][v][split]) for v in labels],
+                marker=marker,
+                label=f"{split} kNN accuracy",
+            )
+        axes.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        axes.set_xlabel(option)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--dataset", default="r8")
+    parser.add_argument("--seeds", default="0", help="comma-separated integers")
+    parser.add_argument("--data-root")
+    parser.add_argument("--max-jobs", type=int)
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results_folder = RESULTS / profile.name
+    jobs = sweep_jobs(args.dataset, seeds)
+    try:
+        run(
+            jobs,
+            profile,
+            results_folder,
+            WORK / f"sensitivity-{profile.name}",
+            max_jobs=args.max_jobs,
+            data_root=args.data_root,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    import json
+
+    finished = [
+        json.loads((results_folder / f"{j.key}.json").read_text())
+        for j in jobs
+        if is_finished(results_folder / f"{j.key}.json")
+    ]
+    if finished:
+        print(f"wrote {plot(finished, results_folder / f'sensitivity_{args.dataset}.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

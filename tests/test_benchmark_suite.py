@@ -1,0 +1,159 @@
+"""The benchmark runner (skips finished jobs, resumes an interrupted one) and the aggregator (exact tables)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pytest
+from tiny_model import simple_corpus
+
+from evaluation.benchmarks import aggregate, runner
+from evaluation.benchmarks.profiles import CPU, PROFILES
+from evaluation.benchmarks.sensitivity import sweep_jobs
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data-root")
+    folder = root / "toy"
+    folder.mkdir()
+    for split, (n, seed) in {"train": (12, 0), "val": (3, 2), "test": (3, 1)}.items():
+        texts, labels = simple_corpus(n_per_class=n, seed=seed)
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(zip(texts, labels))
+    return root
+
+
+@pytest.fixture()
+def profile(tiny_model_path):
+    return dataclasses.replace(
+        CPU,
+        name="tiny",
+        model=str(tiny_model_path),
+        max_seq_length=16,
+        epochs=1,
+        batch_size=8,
+        learning_rates=(5e-5, 1e-4),
+        max_test_examples=None,
+    )
+
+
+def test_the_runner_skips_finished_jobs_and_reruns_an_interrupted_run(profile, data_root, tmp_path, monkeypatch):
+    from st_gloss import training
+
+    results, work = tmp_path / "results", tmp_path / "work"
+    jobs = runner.plan(profile, ["toy"], ["zero-shot", "cosine"], [0])
+    calls = []
+    real_train = training.train
+
+    def counting_train(config, echo=print):
+        calls.append((config.loss, config.learning_rate, config.evaluate_test))
+        return real_train(config, echo)
+
+    monkeypatch.setattr(training, "train", counting_train)
+    done = runner.run(jobs, profile, results, work, data_root=data_root, echo=lambda line: None, keep_models=True)
+    assert [r["job"]["key"] for r in done] == ["toy__zero-shot__seed0", "toy__cosine__seed0"]
+    # Two learning rates, validation only; then the test split of the chosen one, once.
+    assert calls == [("cosine", 5e-5, False), ("cosine", 1e-4, False)]
+    cosine = json.loads((results / "toy__cosine__seed0.json").read_text())
+    assert cosine["learning_rate"] in (5e-5, 1e-4) and len(cosine["trials"]) == 2
+    assert set(cosine["test"]) >= {"knn_accuracy", "silhouette_macro", "probe_accuracy"}
+    zero_shot = json.loads((results / "toy__zero-shot__seed0.json").read_text())
+    assert zero_shot["best_epoch"] == 0 and zero_shot["data"] == cosine["data"]
+
+    calls.clear()
+    assert runner.run(jobs, profile, results, work, data_root=data_root, echo=lambda line: None) == []
+    assert calls == []
+
+    # An interrupted job: the first learning rate finished, the second left a 'running' metrics.json.
+    (results / "toy__cosine__seed0.json").unlink()
+    second = work / "toy__cosine__seed0" / "lr0.0001"
+    metrics = json.loads((second / "metrics.json").read_text())
+    (second / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+    (second / "partial.bin").write_text("left by a crash")
+    done = runner.run(jobs, profile, results, work, data_root=data_root, echo=lambda line: None)
+    assert [r["job"]["key"] for r in done] == ["toy__cosine__seed0"]
+    assert calls == [("cosine", 1e-4, False)]
+    assert not (second / "partial.bin").exists()
+    assert runner.is_finished(results / "toy__cosine__seed0.json")
+    assert not (second / "model.safetensors").exists()  # weights dropped once the job is done
+
+
+def _result(dataset, loss, seed, accuracy, epoch=1, seconds=10.0):
+    return {
+        "status": "finished",
+        "job": {"dataset": dataset, "loss": loss, "seed": seed, "options": {}, "tag": ""},
+        "profile": "cpu",
+        "eval_metric": "knn_accuracy",
+        "best_epoch": epoch,
+        "seconds_per_epoch": seconds,
+        "curve": [{"epoch": 1, "val": {"knn_accuracy": accuracy}}],
+        "test": {"knn_accuracy": accuracy},
+    }
+
+
+def test_the_aggregator_reproduces_a_hand_made_table_exactly(tmp_path):
+    hand_made = [
+        _result("mr", "gloss", 0, 0.80),
+        _result("mr", "gloss", 1, 0.84),
+        _result("mr", "ce", 0, 0.81),
+        _result("mr", "ce", 1, 0.81),
+        _result("r8", "gloss", 0, 0.95),
+        _result("r8", "ce", 0, 0.96),
+        _result("mr", "zero-shot", 0, 0.70, epoch=0, seconds=0.0),
+    ]
+    for result in hand_made:
+        job = result["job"]
+        (tmp_path / f"{job['dataset']}__{job['loss']}__seed{job['seed']}.json").write_text(json.dumps(result))
+    (tmp_path / "unfinished.json").write_text(json.dumps({"status": "running"}))
+    results = aggregate.load_results(tmp_path)
+    assert len(results) == 7
+    assert aggregate.metric_table(results, aggregate.METRICS[0]) == "\n".join(
+        [
+            "| loss | mr | r8 |",
+            "|---|---:|---:|",
+            "| zero-shot | 0.7000 | – |",
+            "| gloss | **0.8200 ± 0.0283** | 0.9500 |",
+            "| ce | 0.8100 ± 0.0000 | **0.9600** |",
+        ]
+    )
+    epochs = next(m for m in aggregate.METRICS if m.key == "best_epoch")
+    assert aggregate.metric_table(results, epochs).splitlines()[2] == "| zero-shot | **0.0** | – |"
+    output = tmp_path / "out" / "benchmark.md"
+    output.parent.mkdir()
+    paper = tmp_path / "paper.json"
+    paper.write_text(
+        json.dumps(
+            {
+                "source": "Table 2",
+                "backbone": "BERT-base",
+                "metric_key": "test.knn_accuracy",
+                "values": {"gloss": {"mr": 0.9}},
+            }
+        )
+    )
+    text = aggregate.aggregate(tmp_path, output, title="Toy", paper_path=paper)
+    assert output.read_text() == text
+    assert "| gloss | 0.8200 / 0.9000 | 0.9500 / – |" in text
+    assert (tmp_path / "out" / "figures" / "convergence_benchmark_mr.png").stat().st_size > 1000
+    assert "](figures/convergence_benchmark_mr.png)" in text
+
+
+def test_profiles_give_every_loss_the_same_budget():
+    for profile in PROFILES.values():
+        assert profile.losses[0] == "zero-shot" and len(profile.losses) == 9
+        for loss in profile.losses[1:]:
+            from st_gloss.registry import LOSSES
+
+            assert set(profile.options_for(loss)) <= set(LOSSES[loss].options)
+
+
+def test_the_sensitivity_sweep_varies_one_option_at_a_time():
+    jobs = sweep_jobs("r8", [0, 1])
+    assert len(jobs) == 2 * 15
+    assert {dict(j.options).popitem()[0] for j in jobs} == {"labelled_fraction", "sigma", "graph_weight"}
+    assert all(j.loss == "gloss+ce" for j in jobs if "graph_weight" in dict(j.options))
