@@ -170,7 +170,9 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
     its index (leave-one-out when the evaluated split is the train split itself); the probe is
     a logistic regression fit on train. Several models are printed side by side.
 
-    Example: st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
+    \b
+    Example:
+      st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
     """
     from evaluation.report import check_output_path, environment_info, results_table, write_json
 
