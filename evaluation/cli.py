@@ -171,7 +171,7 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
     a logistic regression fit on train. Several models are printed side by side.
 
     \b
-    Example:
+    Examples:
       st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
     """
     from evaluation.report import check_output_path, environment_info, results_table, write_json

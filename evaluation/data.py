@@ -42,7 +42,7 @@ class Split:
         labels: integer label ids (``int64``), indices into :attr:`LabelledData.label_names`.
         skipped: rows dropped because their text or label was empty.
 
-    Example:
+    Examples:
         >>> split = Split("test", ["good film", "bad film"], np.array([1, 0]))
         >>> len(split)
         2
@@ -67,7 +67,7 @@ class LabelledData:
         splits: the splits by name, in the order train, val, test (those that exist).
         label_names: ``label_names[i]`` is the original label of id ``i``.
 
-    Example:
+    Examples:
         >>> data = LabelledData("toy", "memory", {"train": Split("train", ["a", "b"], np.array([0, 1]))},
         ...                     ["neg", "pos"])
         >>> data["train"].texts
@@ -93,7 +93,7 @@ class LabelledData:
     def split(self, name: str) -> Split:
         """The split called ``name``; :class:`InputError` naming the available splits otherwise.
 
-        Example:
+        Examples:
             >>> data.split("train")  # doctest: +SKIP
         """
         if name not in self.splits:
@@ -113,7 +113,7 @@ class LabelledData:
         ``"train"`` when there is one, otherwise the only split (then evaluation on it uses
         leave-one-out kNN and a cross-validated probe).
 
-        Example:
+        Examples:
             >>> data.index_split()  # doctest: +SKIP
             'train'
         """
@@ -298,7 +298,7 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None
     Args:
         data_root: an explicit folder; wins over the environment variable.
 
-    Example:
+    Examples:
         >>> resolve_data_root("/work/shared/data")
         PosixPath('/work/shared/data')
     """
@@ -342,7 +342,7 @@ def load_labelled_data(
     Returns:
         The splits, with ``label_names`` mapping ids to the original labels.
 
-    Example:
+    Examples:
         >>> data = load_labelled_data("r8", data_root="/work/shared/data")  # doctest: +SKIP
         >>> data["test"].texts[0][:30], data.label_names[data["test"].labels[0]]  # doctest: +SKIP
         ('...', 'earn')

@@ -20,7 +20,7 @@ def encode_texts(model, texts: list[str], *, batch_size: int = 32,
         batch_size: texts per forward pass.
         show_progress_bar: show sentence-transformers' progress bar.
 
-    Example:
+    Examples:
         >>> from evaluation.models import load_model
         >>> vectors = encode_texts(load_model(), ["a film", "a bank"])  # doctest: +SKIP
         >>> vectors.shape, vectors.dtype  # doctest: +SKIP
@@ -50,7 +50,7 @@ def encode_splits(model, data: LabelledData, splits: Iterable[str], *, batch_siz
     Returns:
         ``(embeddings, seconds)``: split name -> vectors, and split name -> wall time.
 
-    Example:
+    Examples:
         >>> vectors, seconds = encode_splits(model, data, ["train", "test"])  # doctest: +SKIP
     """
     embeddings, seconds = {}, {}

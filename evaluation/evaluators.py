@@ -91,7 +91,7 @@ class KNNEvaluator(_TextEvaluator):
         show_progress_bar: show encoding progress.
         write_csv: append the metrics to ``{name}_results.csv`` in ``output_path``.
 
-    Example:
+    Examples:
         >>> evaluator = KNNEvaluator(train_texts, train_labels, val_texts, val_labels, k=10)  # doctest: +SKIP
         >>> evaluator(model)  # doctest: +SKIP
         {'knn_accuracy': 0.91, 'knn_macro_f1': 0.88}
@@ -144,7 +144,7 @@ class KNNEvaluator(_TextEvaluator):
             query_split: split to classify.
             **kwargs: passed to the constructor (``k``, ``name``...).
 
-        Example:
+        Examples:
             >>> evaluator = KNNEvaluator.from_data(load_labelled_data("r8", data_root=root))  # doctest: +SKIP
         """
         index, query = data.split(index_split), data.split(query_split)
@@ -167,7 +167,7 @@ class KNNEvaluator(_TextEvaluator):
     def get_config_dict(self) -> dict:
         """Configuration shown in the model card.
 
-        Example:
+        Examples:
             >>> KNNEvaluator(["a", "b"], [0, 1]).get_config_dict()
             {'k': 10, 'weighting': 'majority'}
         """
@@ -192,7 +192,7 @@ class SilhouetteEvaluator(_TextEvaluator):
         show_progress_bar: show encoding progress.
         write_csv: append the metrics to ``{name}_results.csv`` in ``output_path``.
 
-    Example:
+    Examples:
         >>> evaluator = SilhouetteEvaluator(val_texts, val_labels)  # doctest: +SKIP
         >>> evaluator(model)  # doctest: +SKIP
         {'silhouette_macro': 0.12, 'silhouette_micro': 0.11}
@@ -233,7 +233,7 @@ class SilhouetteEvaluator(_TextEvaluator):
             split: the split to measure.
             **kwargs: passed to the constructor.
 
-        Example:
+        Examples:
             >>> evaluator = SilhouetteEvaluator.from_data(data, "val")  # doctest: +SKIP
         """
         part = data.split(split)
@@ -252,7 +252,7 @@ class SilhouetteEvaluator(_TextEvaluator):
     def get_config_dict(self) -> dict:
         """Configuration shown in the model card.
 
-        Example:
+        Examples:
             >>> SilhouetteEvaluator(["a", "b", "c"], [0, 1, 1]).get_config_dict()
             {'metric': 'cosine', 'max_samples': 5000}
         """

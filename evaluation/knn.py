@@ -21,7 +21,7 @@ Weighting = Literal["majority", "similarity"]
 class ClassScores:
     """Precision, recall, F1 and support of one class.
 
-    Example:
+    Examples:
         >>> ClassScores(label=0, name="neg", precision=1.0, recall=0.5, f1=0.667, support=2).f1
         0.667
     """
@@ -48,7 +48,7 @@ class KNNResult:
         macro_f1: unweighted mean of the per-class F1 (``None`` without query labels).
         per_class: one :class:`ClassScores` per class (empty without query labels).
 
-    Example:
+    Examples:
         >>> result = knn_classify(index, index_labels, queries, query_labels)  # doctest: +SKIP
         >>> round(result.accuracy, 3), round(result.macro_f1, 3)  # doctest: +SKIP
         (0.912, 0.871)
@@ -66,7 +66,7 @@ class KNNResult:
     def to_dict(self) -> dict:
         """The scores as JSON-safe values (no per-query arrays).
 
-        Example:
+        Examples:
             >>> result.to_dict()["accuracy"]  # doctest: +SKIP
             0.912
         """
@@ -87,7 +87,7 @@ def normalize_embeddings(embeddings) -> np.ndarray:
     Args:
         embeddings: a ``(n, dim)`` array or tensor.
 
-    Example:
+    Examples:
         >>> normalize_embeddings(np.array([[3.0, 4.0]]))
         array([[0.6, 0.8]], dtype=float32)
     """
@@ -132,7 +132,7 @@ def vote(neighbor_labels: np.ndarray, neighbor_similarities: np.ndarray, num_cla
         num_classes: number of classes (label ids are below it).
         weighting: ``"majority"`` or ``"similarity"``.
 
-    Example:
+    Examples:
         >>> vote(np.array([[2, 1, 1, 2]]), np.array([[0.9, 0.8, 0.7, 0.6]]), 3)
         array([2])
     """
@@ -172,7 +172,7 @@ def knn_search(index_embeddings, query_embeddings, k: int, *, leave_one_out: boo
         leave_one_out: the queries are the index itself; query ``i`` never gets row ``i``.
         chunk_size: queries searched at once.
 
-    Example:
+    Examples:
         >>> ids, sims = knn_search(np.eye(3), np.eye(3), k=1, leave_one_out=True)  # doctest: +SKIP
     """
     index_vectors = normalize_embeddings(index_embeddings)
@@ -221,7 +221,7 @@ def class_scores(true_labels: np.ndarray, predictions: np.ndarray, num_classes: 
         num_classes: number of classes, for the per-class table.
         label_names: names for the table (default: the ids as strings).
 
-    Example:
+    Examples:
         >>> acc, f1, table = class_scores(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
         >>> round(acc, 3), round(f1, 3)
         (0.667, 0.667)
@@ -278,7 +278,7 @@ def knn_classify(
     Returns:
         A :class:`KNNResult`.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> train = rng.normal(size=(100, 8)); train_labels = (train[:, 0] > 0).astype(int)
         >>> test = rng.normal(size=(20, 8)); test_labels = (test[:, 0] > 0).astype(int)

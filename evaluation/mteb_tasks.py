@@ -48,7 +48,7 @@ def make_classification_task(
     Returns:
         An ``AbsTaskClassification`` instance, ready for :func:`run_mteb` or ``mteb.evaluate``.
 
-    Example:
+    Examples:
         >>> data = load_labelled_data("st_gloss/data/r8_sample")  # doctest: +SKIP
         >>> task = make_classification_task(data, samples_per_label=4, n_experiments=2)  # doctest: +SKIP
         >>> run_mteb(model, [task])[task.metadata.name]["accuracy"]  # doctest: +SKIP
@@ -110,7 +110,7 @@ def builtin_tasks(names: list[str]):
     Args:
         names: MTEB task names, e.g. ``["Banking77Classification"]``.
 
-    Example:
+    Examples:
         >>> builtin_tasks(["Banking77Classification"])  # doctest: +SKIP
     """
     import mteb
@@ -142,7 +142,7 @@ def run_mteb(model, tasks, *, batch_size: int = 32, show_progress_bar: bool = Tr
         Task name -> ``{"accuracy", "f1", ..., "main_score", "split", "samples_per_label",
         "n_experiments"}`` (the first evaluated split and subset of each task).
 
-    Example:
+    Examples:
         >>> scores = run_mteb(model, [make_classification_task(data)])  # doctest: +SKIP
     """
     import mteb

@@ -25,7 +25,7 @@ def project_2d(embeddings, *, method: str = "tsne", seed: int = 0) -> np.ndarray
             ``"pca"`` (linear; instant).
         seed: random state of t-SNE.
 
-    Example:
+    Examples:
         >>> project_2d(np.random.default_rng(0).normal(size=(50, 8)), method="pca").shape
         (50, 2)
     """
@@ -76,7 +76,7 @@ def plot_embedding_spaces(
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> plot_embedding_spaces([("MiniLM", test_embeddings)], test_labels, "space.png")  # doctest: +SKIP
         'space.png'
     """

@@ -21,7 +21,7 @@ class ProbeResult:
         per_class: one :class:`~evaluation.knn.ClassScores` per class.
         protocol: ``"train/test"`` or ``"5-fold cross-validation"``.
 
-    Example:
+    Examples:
         >>> result = linear_probe(train, train_labels, test, test_labels)  # doctest: +SKIP
         >>> result.accuracy  # doctest: +SKIP
         0.953
@@ -36,7 +36,7 @@ class ProbeResult:
     def to_dict(self) -> dict:
         """JSON-safe scores (no per-row predictions).
 
-        Example:
+        Examples:
             >>> ProbeResult(0.5, 0.4, np.zeros(2, dtype=int)).to_dict()["accuracy"]
             0.5
         """
@@ -82,7 +82,7 @@ def linear_probe(
         num_classes: number of classes for the per-class table (default: largest id + 1).
         label_names: class names for the per-class table.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> x = rng.normal(size=(200, 4)); y = (x[:, 0] > 0).astype(int)
         >>> linear_probe(x[:150], y[:150], x[150:], y[150:]).accuracy > 0.8
@@ -126,7 +126,7 @@ def cross_validated_probe(
         num_classes: number of classes for the per-class table.
         label_names: class names for the per-class table.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> x = rng.normal(size=(100, 4)); y = (x[:, 0] > 0).astype(int)
         >>> cross_validated_probe(x, y).protocol

@@ -19,7 +19,7 @@ _PACKAGES = ("st-gloss", "sentence-transformers", "transformers", "torch", "fais
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that affect the numbers (``None`` when absent).
 
-    Example:
+    Examples:
         >>> "torch" in package_versions()
         True
     """
@@ -35,9 +35,9 @@ def package_versions() -> dict[str, str | None]:
 def environment_info() -> dict:
     """Versions, platform, CPU count, torch threads and a UTC timestamp, for results files.
 
-    Example:
+    Examples:
         >>> sorted(environment_info())[:3]
-        ['cpu_count', 'platform', 'timestamp']
+        ['argv', 'cpu_count', 'platform']
     """
     try:
         import torch
@@ -62,7 +62,7 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
         path: the output file.
         force: allow overwriting.
 
-    Example:
+    Examples:
         >>> check_output_path("/tmp/new-results.json")  # doctest: +SKIP
         PosixPath('/tmp/new-results.json')
     """
@@ -84,7 +84,7 @@ def write_json(payload: dict, path: str | os.PathLike) -> None:
         payload: JSON-safe values.
         path: the output file.
 
-    Example:
+    Examples:
         >>> write_json({"accuracy": 0.9}, "/tmp/results.json")  # doctest: +SKIP
     """
     target = Path(path)
@@ -110,7 +110,7 @@ def results_table(models: list[dict]) -> str:
         models: entries of the ``"models"`` list of an ``st-gloss eval`` report (each with
             ``"model"``, ``"results"`` and ``"seconds"``).
 
-    Example:
+    Examples:
         >>> print(results_table([{"model": "default", "results": {"knn": {"accuracy": 0.9}},
         ...                       "seconds": {"encode": 1.5}}]))
         metric          default

@@ -45,7 +45,7 @@ class SilhouetteResult:
         micro_standard_error: standard error of the sampled micro estimate (0 when exact).
         macro_standard_error: standard error of the sampled macro estimate (0 when exact).
 
-    Example:
+    Examples:
         >>> result = silhouette(embeddings, labels)  # doctest: +SKIP
         >>> result.macro, result.sampled  # doctest: +SKIP
         (0.0712, False)
@@ -68,7 +68,7 @@ class SilhouetteResult:
     def to_dict(self) -> dict:
         """JSON-safe scores.
 
-        Example:
+        Examples:
             >>> SilhouetteResult(0.1, 0.2, {0: 0.2}, "cosine", 10, 10).to_dict()["macro"]
             0.2
         """
@@ -93,7 +93,7 @@ def stratified_sample(labels: np.ndarray, max_samples: int, seed: int = 0) -> np
         max_samples: about how many rows to draw (at least one per class in any case).
         seed: random seed.
 
-    Example:
+    Examples:
         >>> stratified_sample(np.array([0] * 90 + [1] * 10), 10).size
         10
     """
@@ -140,7 +140,7 @@ def silhouette_samples_against(
         metric: ``"cosine"`` (1 - cosine similarity) or ``"euclidean"``.
         chunk_size: rows scored at once.
 
-    Example:
+    Examples:
         >>> x = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
         >>> silhouette_samples_against(x, np.array([0, 0, 1, 1])).round(2)
         array([0.99, 0.99, 0.99, 0.99])
@@ -200,7 +200,7 @@ def silhouette(
     Returns:
         A :class:`SilhouetteResult`.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> x = np.concatenate([rng.normal(0, 1, (20, 5)) + 5, rng.normal(0, 1, (20, 5)) - 5])
         >>> y = np.array([0] * 20 + [1] * 20)

@@ -107,7 +107,7 @@ def train_command(model, quiet, **options) -> None:
     metrics.json with the per-epoch curve and the test metrics of the best epoch.
 
     \b
-    Example:
+    Examples:
         st-gloss train --data sample:mr --loss gloss --output runs/mr-gloss --epochs 1
     """
     from st_gloss.training import TrainConfig, TrainingInterrupted, train
