@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from st_gloss.compat import SentenceTransformer
+from st_gloss.losses.base import LabelledTextLoss
 
 
 def in_batch_cosine_loss(embeddings: Tensor, labels: Tensor) -> Tensor:
@@ -41,7 +42,7 @@ def in_batch_cosine_loss(embeddings: Tensor, labels: Tensor) -> Tensor:
     return F.mse_loss(cosine[upper[0], upper[1]], target[upper[0], upper[1]])
 
 
-class InBatchCosineSimilarityLoss(nn.Module):
+class InBatchCosineSimilarityLoss(LabelledTextLoss):
     r"""Cosine loss over all in-batch pairs: similarity 1 within a class, 0 across classes.
 
     The "cosine" baseline of the G-Loss paper (as in the authors' code): every pair of texts in the
@@ -94,30 +95,13 @@ class InBatchCosineSimilarityLoss(nn.Module):
     """
 
     def __init__(self, model: SentenceTransformer) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        features = list(sentence_features)
-        if len(features) != 1:
-            raise ValueError(
-                f"{type(self).__name__} takes single texts with a class label (one text column), "
-                f"got {len(features)} text columns"
-            )
-        return self.compute_loss_from_embeddings(self.model(features[0])["sentence_embedding"], labels)
+        super().__init__(model)
 
     def compute_loss_from_embeddings(self, embeddings: Tensor | Sequence[Tensor], labels: Tensor) -> Tensor:
         """The loss of one batch from its embeddings ``(B, d)`` and labels ``(B,)``."""
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
-        name = type(self).__name__
-        if labels is None:
-            raise ValueError(f"{name} needs a class label for every text: give the dataset a 'label' column")
-        labels = torch.as_tensor(labels, device=embeddings.device)
-        if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
-            raise ValueError(
-                f"{name} expects 1-D labels, one per text ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
-            )
+        labels, _ = self.check_labels(embeddings, labels)
         return in_batch_cosine_loss(embeddings, labels)
 
     def get_config_dict(self) -> dict[str, Any]:

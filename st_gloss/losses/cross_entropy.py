@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from st_gloss import compat
 from st_gloss.compat import SentenceTransformer
+from st_gloss.losses.base import LabelledTextLoss
 
 
-class LinearHeadCrossEntropyLoss(nn.Module):
+class LinearHeadCrossEntropyLoss(LabelledTextLoss):
     r"""Cross-entropy of a linear classification head on the sentence embedding.
 
     $$\mathcal{L}_{CE} = -\frac{1}{B} \sum_i \log \mathrm{softmax}(W e_i + b)_{y_i}$$
@@ -49,29 +48,16 @@ class LinearHeadCrossEntropyLoss(nn.Module):
     """
 
     def __init__(self, model: SentenceTransformer, num_labels: int, embedding_dimension: int | None = None) -> None:
-        super().__init__()
-        if not isinstance(num_labels, int) or num_labels < 2:
-            raise ValueError(
-                f"{type(self).__name__}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}"
-            )
-        self.model = model
-        self.num_labels = num_labels
-        self.classifier = nn.Linear(embedding_dimension or compat.embedding_dimension(model), num_labels)
-
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        features = list(sentence_features)
-        if len(features) != 1:
-            raise ValueError(
-                f"{type(self).__name__} takes single texts with a class label, got {len(features)} text columns"
-            )
-        return self.compute_loss_from_embeddings(self.model(features[0])["sentence_embedding"], labels)
+        if num_labels is None:
+            raise ValueError(f"{type(self).__name__}: num_labels must be an integer >= 2 (the number of classes)")
+        super().__init__(model, num_labels, 0.0, weight_name="head weight", embedding_dimension=embedding_dimension)
 
     def compute_loss_from_embeddings(self, embeddings: Tensor | Sequence[Tensor], labels: Tensor) -> Tensor:
         """Cross-entropy of the head's logits for ``(B, d)`` embeddings and ``(B,)`` class ids."""
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
-        logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
-        return F.cross_entropy(logits.float(), labels.long())
+        labels, _ = self.check_labels(embeddings, labels)
+        return self.head_cross_entropy(embeddings, labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         """The loss's parameters, for the model card."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from st_gloss import compat, functional
+from st_gloss import functional
 from st_gloss.compat import SentenceTransformer
+from st_gloss.losses.base import LabelledTextLoss
 from st_gloss.masking import stratified_labelled_mask
 from st_gloss.sigma import SIGMA_RULES, compute_sigma
 
@@ -36,7 +36,7 @@ DEGENERATE_BATCH_WARNING = (
 )
 
 
-class GraphGuidedLoss(nn.Module):
+class GraphGuidedLoss(LabelledTextLoss):
     r"""G-Loss: fine-tune the embedding space by propagating labels over the mini-batch graph.
 
     For each batch the loss embeds the texts, L2-normalises them and builds a fully connected graph
@@ -154,7 +154,13 @@ class GraphGuidedLoss(nn.Module):
         seed: int | None = None,
         embedding_dimension: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            model,
+            num_labels,
+            graph_weight,
+            weight_name="graph_weight",
+            embedding_dimension=embedding_dimension,
+        )
         name = type(self).__name__
         if not (isinstance(labelled_fraction, (int, float)) and 0.0 < labelled_fraction < 1.0):
             raise ValueError(
@@ -166,17 +172,6 @@ class GraphGuidedLoss(nn.Module):
                 raise ValueError(f"{name}: unknown sigma rule {sigma!r}; use a positive number or one of {SIGMA_RULES}")
         elif not (isinstance(sigma, (int, float)) and 0.0 < float(sigma) < math.inf):
             raise ValueError(f"{name}: sigma must be a positive number or one of {SIGMA_RULES}, got {sigma!r}")
-        if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 2):
-            raise ValueError(f"{name}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}")
-        if graph_weight is None:
-            graph_weight = 1.0 if num_labels is None else 0.8
-        if not 0.0 <= float(graph_weight) <= 1.0:
-            raise ValueError(f"{name}: graph_weight (lambda) must lie in [0, 1], got {graph_weight!r}")
-        if num_labels is None and float(graph_weight) != 1.0:
-            raise ValueError(
-                f"{name}: graph_weight={graph_weight} mixes in a cross-entropy head, which needs "
-                "num_labels=<number of classes>; without a head leave graph_weight at 1"
-            )
         if normalization not in functional.NORMALIZATIONS:
             raise ValueError(f"{name}: normalization must be one of {functional.NORMALIZATIONS}, got {normalization!r}")
         if isinstance(class_weight, str) and class_weight != "balanced":
@@ -188,33 +183,16 @@ class GraphGuidedLoss(nn.Module):
             if num_labels is not None and len(class_weight) != num_labels:
                 raise ValueError(f"{name}: class_weight has {len(class_weight)} weights for {num_labels} classes")
 
-        self.model = model
         self.labelled_fraction = float(labelled_fraction)
         self.sigma = sigma
         self.calibrated_sigma: float | None = None
-        self.num_labels = num_labels
-        self.graph_weight = float(graph_weight)
         self.normalization = normalization
         self.class_weight = class_weight
         self.seed = seed
         self._generator: torch.Generator | None = None
         self._warned_degenerate = False
-        self.classifier: nn.Linear | None = None
-        if num_labels is not None:
-            dim = embedding_dimension or compat.embedding_dimension(model)
-            self.classifier = nn.Linear(dim, num_labels)
 
     # ------------------------------------------------------------------ forward
-
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor | dict[str, Tensor]:
-        features = list(sentence_features)
-        if len(features) != 1:
-            raise ValueError(
-                f"{type(self).__name__} takes single texts with a class label (one text column), "
-                f"got {len(features)} text columns"
-            )
-        embeddings = self.model(features[0])["sentence_embedding"]
-        return self.compute_loss_from_embeddings(embeddings, labels)
 
     def compute_loss_from_embeddings(
         self, embeddings: Tensor | Sequence[Tensor], labels: Tensor
@@ -225,7 +203,7 @@ class GraphGuidedLoss(nn.Module):
         """
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
-        labels, labels_cpu = self._check_labels(embeddings, labels)
+        labels, labels_cpu = self.check_labels(embeddings, labels)
         mask = stratified_labelled_mask(labels_cpu, self.labelled_fraction, self._masking_generator())
         out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
 
@@ -246,12 +224,12 @@ class GraphGuidedLoss(nn.Module):
                 normalization=self.normalization,
                 class_weights=weights,
             )
+        return self.with_head("graph", graph, embeddings, labels)
 
-        if self.classifier is None:
-            return graph
-        logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
-        ce = F.cross_entropy(logits.float(), labels).to(graph.dtype)
-        return {"graph": self.graph_weight * graph, "ce": (1.0 - self.graph_weight) * ce}
+    @property
+    def graph_weight(self) -> float:
+        """$\\lambda$, the weight of the graph loss (1 without a head)."""
+        return self.head_weight
 
     # ------------------------------------------------------------------ sigma
 
@@ -329,31 +307,6 @@ class GraphGuidedLoss(nn.Module):
         if not self._warned_degenerate:
             warnings.warn(DEGENERATE_BATCH_WARNING, UserWarning, stacklevel=3)
             self._warned_degenerate = True
-
-    def _check_labels(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """Validate the labels; return them as int64 on the embeddings' device and on the CPU."""
-        name = type(self).__name__
-        if labels is None:
-            raise ValueError(f"{name} needs a class label for every text: give the dataset a 'label' column")
-        labels = torch.as_tensor(labels, device=embeddings.device)
-        if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
-            raise ValueError(
-                f"{name} expects 1-D labels, one per text ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
-            )
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
-            raise ValueError(
-                f"{name} expects integer class ids as labels, got dtype {labels.dtype}; map class names to 0..C-1 first"
-            )
-        labels = labels.long()
-        labels_cpu = labels.detach().cpu()  # one host copy per step; every check below reads it
-        if labels_cpu.numel() and int(labels_cpu.min()) < 0:
-            raise ValueError(f"{name}: labels must be class ids >= 0, got {int(labels_cpu.min())}")
-        if self.num_labels is not None and labels_cpu.numel() and int(labels_cpu.max()) >= self.num_labels:
-            raise ValueError(
-                f"{name}: label {int(labels_cpu.max())} is out of range for num_labels={self.num_labels}; "
-                "set num_labels to the number of classes"
-            )
-        return labels, labels_cpu
 
     # ------------------------------------------------------------------ model card
 

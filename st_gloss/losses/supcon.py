@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from st_gloss import compat
 from st_gloss.compat import SentenceTransformer
+from st_gloss.losses.base import LabelledTextLoss
 
 CITATION = """
 @inproceedings{khosla2020supervised,
@@ -67,7 +67,7 @@ def supervised_contrastive_loss(embeddings: Tensor, labels: Tensor, temperature:
     return per_anchor.mean()
 
 
-class SupervisedContrastiveLoss(nn.Module):
+class SupervisedContrastiveLoss(LabelledTextLoss):
     r"""SupCon: pull together the texts of a class, push apart the rest, over the whole batch.
 
     Every text of the batch is an anchor; the other texts of its class are its positives and all
@@ -157,37 +157,23 @@ class SupervisedContrastiveLoss(nn.Module):
         contrastive_weight: float | None = None,
         embedding_dimension: int | None = None,
     ) -> None:
-        super().__init__()
-        name = type(self).__name__
+        super().__init__(
+            model,
+            num_labels,
+            contrastive_weight,
+            weight_name="contrastive_weight",
+            embedding_dimension=embedding_dimension,
+        )
         if not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise ValueError(f"{name}: temperature must be a positive number, got {temperature!r}; try 0.1")
-        if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 2):
-            raise ValueError(f"{name}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}")
-        if contrastive_weight is None:
-            contrastive_weight = 1.0 if num_labels is None else 0.8
-        if not 0.0 <= float(contrastive_weight) <= 1.0:
-            raise ValueError(f"{name}: contrastive_weight (lambda) must lie in [0, 1], got {contrastive_weight!r}")
-        if num_labels is None and float(contrastive_weight) != 1.0:
             raise ValueError(
-                f"{name}: contrastive_weight={contrastive_weight} mixes in a cross-entropy head, which needs "
-                "num_labels=<number of classes>; without a head leave contrastive_weight at 1"
+                f"{type(self).__name__}: temperature must be a positive number, got {temperature!r}; try 0.1"
             )
-        self.model = model
         self.temperature = float(temperature)
-        self.num_labels = num_labels
-        self.contrastive_weight = float(contrastive_weight)
-        self.classifier: nn.Linear | None = None
-        if num_labels is not None:
-            self.classifier = nn.Linear(embedding_dimension or compat.embedding_dimension(model), num_labels)
 
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor | dict[str, Tensor]:
-        features = list(sentence_features)
-        if len(features) != 1:
-            raise ValueError(
-                f"{type(self).__name__} takes single texts with a class label (one text column), "
-                f"got {len(features)} text columns"
-            )
-        return self.compute_loss_from_embeddings(self.model(features[0])["sentence_embedding"], labels)
+    @property
+    def contrastive_weight(self) -> float:
+        """$\\lambda$, the weight of the SupCon term (1 without a head)."""
+        return self.head_weight
 
     def compute_loss_from_embeddings(
         self, embeddings: Tensor | Sequence[Tensor], labels: Tensor
@@ -198,34 +184,9 @@ class SupervisedContrastiveLoss(nn.Module):
         """
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
-        labels = self._check_labels(embeddings, labels)
+        labels, _ = self.check_labels(embeddings, labels)
         supcon = supervised_contrastive_loss(embeddings, labels, self.temperature)
-        if self.classifier is None:
-            return supcon
-        logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
-        ce = F.cross_entropy(logits.float(), labels).to(supcon.dtype)
-        return {"supcon": self.contrastive_weight * supcon, "ce": (1.0 - self.contrastive_weight) * ce}
-
-    def _check_labels(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        name = type(self).__name__
-        if labels is None:
-            raise ValueError(f"{name} needs a class label for every text: give the dataset a 'label' column")
-        labels = torch.as_tensor(labels, device=embeddings.device)
-        if embeddings.ndim != 2:
-            raise ValueError(f"{name} expects (batch, dim) embeddings, got shape {tuple(embeddings.shape)}")
-        if labels.ndim != 1 or labels.numel() != embeddings.shape[0]:
-            raise ValueError(
-                f"{name} expects 1-D labels, one per text ({embeddings.shape[0]}), got shape {tuple(labels.shape)}"
-            )
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
-            raise ValueError(f"{name} expects integer class ids as labels, got dtype {labels.dtype}")
-        labels = labels.long()
-        if self.num_labels is not None and labels.numel() and int(labels.max()) >= self.num_labels:
-            raise ValueError(
-                f"{name}: label {int(labels.max())} is out of range for num_labels={self.num_labels}; "
-                "set num_labels to the number of classes"
-            )
-        return labels
+        return self.with_head("supcon", supcon, embeddings, labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         """The loss's parameters, JSON-safe, for the model card."""
