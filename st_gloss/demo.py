@@ -20,18 +20,15 @@ class Scores:
     macro_silhouette: float
 
 
-def measure(model, data, *, k: int = 10, batch_size: int = 32, show_progress_bar: bool = False) -> Scores:
+def measure(model, data, *, k: int = 10, batch_size: int = 32) -> Scores:
     """kNN accuracy/macro-F1 (train as index, test as queries) and the macro cosine silhouette of test."""
-    from evaluation.encode import encode_texts
-    from evaluation.knn import knn_classify
-    from evaluation.silhouette import silhouette
+    from st_gloss.training import PreparedData, measure_test_split
 
-    train, test = data["train"], data["test"]
-    train_emb = encode_texts(model, train.texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    test_emb = encode_texts(model, test.texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    knn = knn_classify(train_emb, train.labels, test_emb, test.labels, k=k, num_classes=data.num_classes)
-    sil = silhouette(test_emb, test.labels, metric="cosine")
-    return Scores(knn.accuracy, knn.macro_f1, sil.macro)
+    splits = PreparedData(
+        name="", source="", label_names=data.label_names, train=data["train"], val=None, test=data["test"], notes=[]
+    )
+    scores = measure_test_split(model, splits, k=k, batch_size=batch_size)
+    return Scores(scores["knn_accuracy"], scores["knn_macro_f1"], scores["silhouette_macro"])
 
 
 def run_demo(
