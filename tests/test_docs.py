@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,13 @@ def test_no_broken_local_links(site):
             if target is not None and not target.resolve().is_file():
                 broken.append(f"{page.relative_to(site)}: {link}")
     assert not broken, "broken local links:\n" + "\n".join(broken[:50])
+
+
+def test_no_dollar_signs_left_around_math(site):
+    # `$$...$$` inside a paragraph comes out as `$<span class="arithmatex">...</span>$`: put it on its own lines.
+    stray = re.compile(r'\$<span class="arithmatex">|<span class="arithmatex">[^<]*</span>\$')
+    bad = [str(p.relative_to(site)) for p in site.rglob("*.html") if stray.search(p.read_text(encoding="utf-8"))]
+    assert not bad, f"display math inside a paragraph on: {bad}"
 
 
 def test_math_needs_no_cdn(site):
