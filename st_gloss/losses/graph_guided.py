@@ -47,11 +47,13 @@ class GraphGuidedLoss(LabelledTextLoss):
     every example's position matters for every other: the model learns the global class structure
     of the space rather than pairwise or triplet constraints.
 
-    $$W_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big),\quad W_{ii}=0,\qquad
-    P = D^{-1} W,\qquad F_u = (I - P_{uu})^{-1} P_{ul} Y_l$$
+    $$W_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big),\quad W_{ii}=0$$
 
-    $$\mathcal{L}_G = -\frac{1}{|u|} \sum_{i \in u} \log F_{i, y_i}, \qquad
-    \mathcal{L} = \lambda\, \mathcal{L}_G + (1 - \lambda)\, \mathcal{L}_{CE}$$
+    $$P = D^{-1} W,\qquad F_u = (I - P_{uu})^{-1} P_{ul} Y_l$$
+
+    $$\mathcal{L}_G = -\frac{1}{|u|} \sum_{i \in u} \log F_{i, y_i}$$
+
+    $$\mathcal{L} = \lambda\, \mathcal{L}_G + (1 - \lambda)\, \mathcal{L}_{CE}$$
 
     Without ``num_labels`` the loss is the paper's standalone G-Loss ($\lambda = 1$). With
     ``num_labels`` it owns a linear head on the sentence embedding and returns both parts,
