@@ -251,6 +251,11 @@ def propagate_labels(
     if not bool(labelled_mask.any()):
         raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    return _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize)
+
+
+def _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize=True) -> Tensor:
+    """:func:`propagate_labels` without its input checks, for callers that have made them."""
     logits = gaussian_logits(embeddings, sigma, normalize=normalize)
     transition = transition_matrix(logits, normalization)
     targets = F.one_hot(labels[labelled_mask], num_classes).to(transition.dtype)
@@ -317,10 +322,11 @@ def graph_loss(
     """
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
     out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    if bool(labelled_mask.all()) or not bool(labelled_mask.any()):
+    n_labelled = int(labelled_mask.sum())  # one host sync per step decides both degenerate cases
+    if n_labelled in (0, labelled_mask.numel()):
         return embeddings.sum().to(out_dtype) * 0.0
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    probabilities = propagate_labels(embeddings, labels, labelled_mask, sigma, num_classes, normalization)
+    probabilities = _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization)
     loss = propagation_nll(probabilities, labels[~labelled_mask], class_weights)
     return loss.to(out_dtype)
 

@@ -29,6 +29,40 @@ from st_gloss.losses import GraphGuidedLoss
 from st_gloss.samplers import ClassBalancedBatchSampler
 
 
+def training_arguments(
+    output_dir: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    warmup_ratio: float,
+    seed: int,
+    show_progress_bar: bool,
+    **overrides: Any,
+):
+    """The trainer arguments every st-gloss run shares: class-balanced batches, seeded, per-epoch logs.
+
+    ``overrides`` (``save_strategy``, ``eval_strategy``...) are passed on as they are.
+    """
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        **warmup_arguments(warmup_ratio),
+        batch_sampler=ClassBalancedBatchSampler,
+        seed=seed,
+        data_seed=seed,
+        logging_strategy="epoch",
+        report_to=[],
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not show_progress_bar,
+        **overrides,
+    )
+
+
 def fine_tune(
     model,
     texts: Sequence[str],
@@ -55,7 +89,7 @@ def fine_tune(
         >>> fine_tune(model, ["good", "great", "bad", "awful"], [1, 1, 0, 0], batch_size=4)  # doctest: +SKIP
     """
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
 
     if len(texts) != len(labels):
         raise ValueError(f"fine_tune got {len(texts)} texts but {len(labels)} labels")
@@ -64,20 +98,15 @@ def fine_tune(
         loss.calibrate_sigma(texts, seed=seed, show_progress_bar=False)
     dataset = Dataset.from_dict({"text": list(texts), "label": [int(y) for y in labels]})
     with tempfile.TemporaryDirectory(prefix="st-gloss-") as scratch:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=output_dir or scratch,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
+        args = training_arguments(
+            output_dir or scratch,
+            epochs=epochs,
+            batch_size=batch_size,
             learning_rate=learning_rate,
-            **warmup_arguments(warmup_ratio),
-            batch_sampler=ClassBalancedBatchSampler,
+            warmup_ratio=warmup_ratio,
             seed=seed,
-            data_seed=seed,
+            show_progress_bar=show_progress_bar,
             save_strategy="no" if output_dir is None else "epoch",
-            logging_strategy="epoch",
-            report_to=[],
-            dataloader_pin_memory=torch.cuda.is_available(),
-            disable_tqdm=not show_progress_bar,
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
         trainer.train()
@@ -421,7 +450,6 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
     )
 
     from evaluation.errors import InputError
@@ -477,21 +505,16 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="st-gloss-trainer-") as scratch:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size,
+        args = training_arguments(
+            scratch,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
             learning_rate=config.learning_rate,
-            **warmup_arguments(config.warmup_ratio),
-            batch_sampler=ClassBalancedBatchSampler,
+            warmup_ratio=config.warmup_ratio,
             seed=config.seed,
-            data_seed=config.seed,
+            show_progress_bar=config.show_progress_bar,
             eval_strategy="epoch",
             save_strategy="no",
-            logging_strategy="epoch",
-            report_to=[],
-            dataloader_pin_memory=torch.cuda.is_available(),
-            disable_tqdm=not config.show_progress_bar,
         )
         trainer = SentenceTransformerTrainer(
             model=model,
