@@ -13,6 +13,11 @@ follows the paper (Sharma, Agarwal & Kumar, LoG 2025) and Zhu, Ghahramani & Laff
 The solve runs in float64 (float32 on devices without float64, such as Apple's MPS) whatever the
 dtype of the embeddings, so the loss is the same under mixed precision and never NaN.
 
+For graphs of thousands of nodes the closed-form solve, $O(|u|^3)$, gives way to a $k$-step
+iterative propagation (:func:`iterative_solution`), and the fully connected graph to an optional
+sparse $k$-nearest-neighbour graph (:func:`knn_graph`); :func:`resolve_propagation` picks the
+solver by the number of hidden nodes.
+
 Sigma rules live in :mod:`st_gloss.sigma`, label masking in :mod:`st_gloss.masking`.
 """
 
@@ -27,6 +32,16 @@ from torch import Tensor
 
 Normalization = Literal["row", "symmetric"]
 NORMALIZATIONS: tuple[str, ...] = ("row", "symmetric")
+PROPAGATIONS: tuple[str, ...] = ("auto", "closed_form", "iterative")
+"""How the hidden nodes' distributions are solved: ``auto`` picks by size (:func:`resolve_propagation`)."""
+GRAPHS: tuple[str, ...] = ("dense", "knn")
+"""The graph of a batch: fully connected (``dense``, the paper's) or the ``knn`` nearest neighbours of each node."""
+AUTO_CLOSED_FORM_MAX_HIDDEN = 2048
+"""``propagation="auto"`` solves in closed form up to this many hidden nodes, iteratively above."""
+DEFAULT_NUM_ITERATIONS = 100
+"""Steps of :func:`iterative_solution` when none is given."""
+DEFAULT_KNN_NEIGHBORS = 16
+"""Neighbours per node of :func:`knn_graph` when none is given."""
 
 # Damping of the hidden-to-hidden block in the solve, per solve dtype. It keeps
 # I - alpha * P_uu invertible when a group of hidden nodes is (numerically) cut off from every
@@ -205,10 +220,185 @@ def harmonic_solution(transition: Tensor, labelled_mask: Tensor, labelled_target
     tiny = _TINY.get(transition.dtype, 1e-30)
     system = torch.eye(n_u, dtype=transition.dtype, device=transition.device) - (1.0 - damping) * p_uu
     f_u = torch.linalg.solve(system, p_ul @ labelled_targets.to(transition.dtype))
+    return _as_distributions(f_u, tiny)
+
+
+def _as_distributions(f_u: Tensor, tiny: float) -> Tensor:
+    """Rows renormalised to sum to 1; a row with no mass (cut off from every label) becomes uniform."""
     f_u = f_u.clamp_min(0.0)
     totals = f_u.sum(dim=1, keepdim=True)
     uniform = torch.full_like(f_u, 1.0 / max(f_u.shape[1], 1))
     return torch.where(totals > tiny, f_u / totals.clamp_min(tiny), uniform)
+
+
+def resolve_propagation(propagation: str, num_hidden: int) -> str:
+    r"""The solver that ``propagation`` means for a graph with ``num_hidden`` hidden nodes.
+
+    ``"auto"`` is ``"closed_form"`` up to :data:`AUTO_CLOSED_FORM_MAX_HIDDEN` (2048) hidden nodes
+    and ``"iterative"`` above: the LU solve costs $O(|u|^3)$ and is exact, the iteration costs
+    $O(k\,|u|^2 C)$ on the dense graph ($O(k\,n\,m\,C)$ on an $m$-neighbour graph) and converges
+    geometrically. Below the threshold the solve is also the faster of the two on CPU and GPU
+    (``evaluation/benchmarks/graph_scaling.py`` measures both).
+
+    Examples:
+        >>> resolve_propagation("auto", 90), resolve_propagation("auto", 5000)
+        ('closed_form', 'iterative')
+    """
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
+    if propagation != "auto":
+        return propagation
+    return "closed_form" if num_hidden <= AUTO_CLOSED_FORM_MAX_HIDDEN else "iterative"
+
+
+def iterative_solution(
+    transition: Tensor,
+    labelled_mask: Tensor,
+    labelled_targets: Tensor,
+    num_iterations: int = DEFAULT_NUM_ITERATIONS,
+    tol: float | None = None,
+) -> Tensor:
+    r"""Label propagation in $k$ steps: $F_u^{(t+1)} = P_{uu} F_u^{(t)} + P_{ul} Y_l$, $F_u^{(0)} = 0$.
+
+    The iterate after $t$ steps is $\sum_{s<t} P_{uu}^s P_{ul} Y_l$, the probability that a random
+    walk from each hidden node is absorbed at a labelled node of each class within $t$ steps; it
+    increases to the harmonic solution $(I - P_{uu})^{-1} P_{ul} Y_l$ of :func:`harmonic_solution`,
+    with an error that shrinks like $\rho(P_{uu})^t$. On the Gaussian batch graph every hidden node
+    sends a share of about $\gamma$ of its weight to labelled nodes, so $\rho \approx 1 - \gamma$
+    and 100 steps are exact to float64 precision; on a sparse :func:`knn_graph` the walk needs more
+    steps to reach a label (use ``tol``). Rows are renormalised to sum to 1, as in the closed form.
+    Differentiable; costs $O(k\,|u|^2 C)$ with a dense ``transition`` and $O(k\,\mathrm{nnz}\,C)$
+    with a sparse one, and keeps $k$ copies of $F$ for the backward pass.
+
+    Args:
+        transition: ``(B, B)`` transition matrix $P$, dense or a sparse COO tensor (:func:`knn_transition`).
+        labelled_mask: ``(B,)`` bool, ``True`` for the nodes that keep their label.
+        labelled_targets: ``(n_l, C)`` label distributions $Y_l$ of the labelled nodes, in mask order.
+        num_iterations: the maximum number of steps $k$.
+        tol: stop early once no entry moves by more than ``tol`` in a step (checked every 10 steps,
+            one host sync each); ``None`` runs all ``num_iterations`` steps without a sync.
+
+    Returns:
+        ``(n_u, C)``: the class distribution of each hidden node, in the order of ``(~labelled_mask).nonzero()``.
+
+    Examples:
+        >>> P = torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]], dtype=torch.float64)
+        >>> Y_l = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> iterative_solution(P, torch.tensor([True, True, False]), Y_l, num_iterations=5)
+        tensor([[0.5000, 0.5000]], dtype=torch.float64)
+    """
+    if not (isinstance(num_iterations, int) and num_iterations >= 1):
+        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
+    dtype, device = transition.dtype, transition.device
+    tiny = _TINY.get(dtype, 1e-30)
+    hidden = ~labelled_mask
+    targets = labelled_targets.to(dtype)
+    if transition.is_sparse:
+        # Iterate on all nodes and clamp the labelled rows: one sparse product per step.
+        clamp = torch.zeros(labelled_mask.shape[0], targets.shape[1], dtype=dtype, device=device)
+        clamp = clamp.index_put((labelled_mask.nonzero().squeeze(1),), targets)
+        keep = labelled_mask[:, None]
+
+        def step(f: Tensor) -> Tensor:
+            return torch.where(keep, clamp, torch.sparse.mm(transition, f))
+
+        f = clamp
+    else:
+        p_uu = transition[hidden][:, hidden]
+        source = transition[hidden][:, labelled_mask] @ targets
+
+        def step(f: Tensor) -> Tensor:
+            return torch.addmm(source, p_uu, f)
+
+        f = torch.zeros_like(source)
+    for t in range(num_iterations):
+        f_next = step(f)
+        if tol is not None and t % 10 == 9 and bool((f_next - f).abs().max() <= tol):
+            f = f_next
+            break
+        f = f_next
+    f_u = f[hidden] if transition.is_sparse else f
+    return _as_distributions(f_u, tiny)
+
+
+def knn_graph(
+    embeddings: Tensor,
+    sigma: float | Tensor,
+    num_neighbors: int = DEFAULT_KNN_NEIGHBORS,
+    *,
+    normalize: bool = True,
+    dtype: torch.dtype | None = None,
+    chunk_size: int = 2048,
+) -> tuple[Tensor, Tensor]:
+    r"""A sparse Gaussian graph: each node's ``num_neighbors`` nearest nodes and their logits.
+
+    The neighbours are found without gradient, ``chunk_size`` rows of distances at a time (so
+    memory stays $O(\text{chunk} \cdot n)$ rather than $O(n^2)$); the logits
+    $-\lVert x_i - x_j \rVert^2 / 2\sigma^2$ of the chosen pairs are then computed with gradient
+    in $O(n\,m\,d)$. The graph is directed (node $i$ keeps its own $m$ nearest), which is what the
+    random walk of label propagation needs; with $m = n - 1$ it is the dense graph of
+    :func:`gaussian_logits`.
+
+    Args:
+        embeddings: ``(n, d)`` embeddings.
+        sigma: the kernel width.
+        num_neighbors: $m$, neighbours per node (clipped to $n - 1$).
+        normalize: L2-normalise the rows first (the paper does).
+        dtype: dtype of the logits; defaults to the solve dtype of the device.
+        chunk_size: rows per block of the neighbour search.
+
+    Returns:
+        ``(neighbors, logits)``, both ``(n, m)``: neighbour indices (nearest first) and their logits.
+
+    Examples:
+        >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+        >>> neighbors, logits = knn_graph(x, sigma=0.5, num_neighbors=1)
+        >>> neighbors.squeeze(1).tolist()
+        [1, 0, 3, 2]
+    """
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be a (batch, dim) matrix, got shape {tuple(embeddings.shape)}")
+    n = embeddings.shape[0]
+    if not (isinstance(num_neighbors, int) and num_neighbors >= 1):
+        raise ValueError(f"num_neighbors must be a positive integer, got {num_neighbors!r}")
+    if n < 2:
+        raise ValueError(f"a k-nearest-neighbour graph needs at least 2 nodes, got {n}")
+    m = min(num_neighbors, n - 1)
+    dtype = dtype or solve_dtype_for(embeddings.device)
+    x = l2_normalize(embeddings.to(dtype)) if normalize else embeddings.to(dtype)
+    sigma = _as_sigma(sigma, dtype, embeddings.device)
+    with torch.no_grad():
+        xd = x.detach()
+        sq = (xd * xd).sum(dim=1)
+        neighbors = torch.empty(n, m, dtype=torch.long, device=x.device)
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (xd[start:stop] @ xd.T)
+            rows = torch.arange(start, stop, device=x.device)
+            d2[rows - start, rows] = float("inf")
+            neighbors[start:stop] = d2.topk(m, dim=1, largest=False).indices
+    gathered = x[neighbors]  # (n, m, d)
+    d2 = ((x * x).sum(dim=1)[:, None] + (gathered * gathered).sum(dim=2)
+          - 2.0 * torch.einsum("nd,nmd->nm", x, gathered)).clamp_min(0.0)
+    return neighbors, -d2 / (2.0 * sigma * sigma)
+
+
+def knn_transition(neighbors: Tensor, logits: Tensor) -> Tensor:
+    r"""The row-normalised transition matrix $P = D^{-1} W$ of a :func:`knn_graph`, as a sparse COO tensor.
+
+    Each row is a softmax over its node's neighbour logits. Differentiable with respect to ``logits``.
+
+    Examples:
+        >>> neighbors = torch.tensor([[1], [0]])
+        >>> knn_transition(neighbors, torch.tensor([[-1.0], [-2.0]])).to_dense()
+        tensor([[0., 1.],
+                [1., 0.]])
+    """
+    n, m = neighbors.shape
+    rows = torch.arange(n, device=neighbors.device).repeat_interleave(m)
+    values = torch.softmax(logits, dim=1).reshape(-1)
+    indices = torch.stack([rows, neighbors.reshape(-1)])
+    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
 
 
 def propagate_labels(
@@ -220,6 +410,11 @@ def propagate_labels(
     normalization: Normalization = "row",
     *,
     normalize: bool = True,
+    propagation: str = "closed_form",
+    graph: str = "dense",
+    num_neighbors: int = DEFAULT_KNN_NEIGHBORS,
+    num_iterations: int = DEFAULT_NUM_ITERATIONS,
+    tol: float | None = None,
 ) -> Tensor:
     r"""Propagate the visible labels over the batch graph to the hidden nodes.
 
@@ -234,7 +429,14 @@ def propagate_labels(
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes whose label is visible.
         sigma: Gaussian kernel width.
         num_classes: number of classes $C$; defaults to ``labels.max() + 1``.
-        normalization: ``"row"`` ($D^{-1}W$, default) or ``"symmetric"`` (the authors' code).
+        normalization: ``"row"`` ($D^{-1}W$, default) or ``"symmetric"`` (the authors' code;
+            dense graph only).
+        propagation: ``"closed_form"`` (:func:`harmonic_solution`), ``"iterative"``
+            (:func:`iterative_solution`) or ``"auto"`` (:func:`resolve_propagation`).
+        graph: ``"dense"`` (fully connected, the paper's) or ``"knn"`` (:func:`knn_graph`).
+        num_neighbors: neighbours per node of the ``"knn"`` graph.
+        num_iterations: steps of the iterative solver.
+        tol: early-stopping tolerance of the iterative solver.
 
     Returns:
         ``(n_u, C)`` class distributions of the hidden nodes (rows sum to 1), in the order of
@@ -251,14 +453,50 @@ def propagate_labels(
     if not bool(labelled_mask.any()):
         raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    return _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize)
+    options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol)
+    return _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize, **options)
 
 
-def _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize=True) -> Tensor:
+def _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol) -> dict:
+    """Validate the solver options once; the result is what :func:`_propagate` takes."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
+    if graph not in GRAPHS:
+        raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
+    if graph == "knn" and normalization != "row":
+        raise ValueError("the 'knn' graph supports normalization='row' only; use graph='dense' for 'symmetric'")
+    if not (isinstance(num_neighbors, int) and num_neighbors >= 1):
+        raise ValueError(f"num_neighbors must be a positive integer, got {num_neighbors!r}")
+    if not (isinstance(num_iterations, int) and num_iterations >= 1):
+        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
+    if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol must be a positive number or None, got {tol!r}")
+    return {"propagation": propagation, "graph": graph, "num_neighbors": num_neighbors,
+            "num_iterations": num_iterations, "tol": tol}
+
+
+def _propagate(
+    embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize=True, *,
+    propagation="closed_form", graph="dense", num_neighbors=DEFAULT_KNN_NEIGHBORS,
+    num_iterations=DEFAULT_NUM_ITERATIONS, tol=None, num_hidden: int | None = None,
+) -> Tensor:
     """:func:`propagate_labels` without its input checks, for callers that have made them."""
-    logits = gaussian_logits(embeddings, sigma, normalize=normalize)
-    transition = transition_matrix(logits, normalization)
+    if graph == "knn":
+        neighbors, logits = knn_graph(embeddings, sigma, num_neighbors, normalize=normalize)
+        transition = knn_transition(neighbors, logits)
+    else:
+        transition = transition_matrix(gaussian_logits(embeddings, sigma, normalize=normalize), normalization)
     targets = F.one_hot(labels[labelled_mask], num_classes).to(transition.dtype)
+    if propagation == "auto":
+        if num_hidden is None:
+            num_hidden = int((~labelled_mask).sum())
+        propagation = resolve_propagation("auto", num_hidden)
+    if propagation == "iterative":
+        return iterative_solution(transition, labelled_mask, targets, num_iterations, tol)
+    if transition.is_sparse:
+        transition = transition.to_dense()
     return harmonic_solution(transition, labelled_mask, targets)
 
 
@@ -305,6 +543,12 @@ def graph_loss(
     num_classes: int | None = None,
     normalization: Normalization = "row",
     class_weights: Tensor | Sequence[float] | None = None,
+    *,
+    propagation: str = "closed_form",
+    graph: str = "dense",
+    num_neighbors: int = DEFAULT_KNN_NEIGHBORS,
+    num_iterations: int = DEFAULT_NUM_ITERATIONS,
+    tol: float | None = None,
 ) -> Tensor:
     r"""The G-Loss of one batch: propagate, then score the hidden nodes.
 
@@ -312,7 +556,7 @@ def graph_loss(
 
     With no hidden node (or no labelled node) there is nothing to score: the result is a zero that
     is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
-    embeddings promoted to at least float32.
+    embeddings promoted to at least float32. The solver options are those of :func:`propagate_labels`.
 
     Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], requires_grad=True)
@@ -321,12 +565,14 @@ def graph_loss(
         True
     """
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
+    options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol)
     out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
     n_labelled = int(labelled_mask.sum())  # one host sync per step decides both degenerate cases
     if n_labelled in (0, labelled_mask.numel()):
         return embeddings.sum().to(out_dtype) * 0.0
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    probabilities = _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization)
+    probabilities = _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization,
+                               num_hidden=labelled_mask.numel() - n_labelled, **options)
     loss = propagation_nll(probabilities, labels[~labelled_mask], class_weights)
     return loss.to(out_dtype)
 
