@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_functional import clustered, fixed_mask, numpy_harmonic
 
 from st_gloss import functional as F
 from st_gloss.masking import stratified_labelled_mask
-
-from test_functional import clustered, fixed_mask, numpy_harmonic
 
 
 def numpy_knn_harmonic(x, y, mask, sigma, num_classes, m):
