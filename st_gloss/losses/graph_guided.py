@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from st_gloss import functional
+from st_gloss import distributed, functional
 from st_gloss.compat import SentenceTransformer
 from st_gloss.losses.base import LabelledTextLoss
 from st_gloss.masking import stratified_labelled_mask
+from st_gloss.memory import EmbeddingMemory
 from st_gloss.sigma import SIGMA_RULES, compute_sigma
 
 CITATION = """
@@ -81,6 +82,22 @@ class GraphGuidedLoss(LabelledTextLoss):
         seed: seed of the masking generator. ``None`` takes ``torch.initial_seed()`` at the first
             step, which the trainer sets from its ``seed`` argument.
         embedding_dimension: size of the sentence embedding, when the model cannot report it.
+        propagation: how the hidden nodes are solved: ``"closed_form"`` (the LU solve of the
+            paper, exact, $O(|u|^3)$), ``"iterative"`` (``num_iterations`` propagation steps,
+            $O(k|u|^2C)$) or ``"auto"`` (default: closed form up to 2048 hidden nodes, iterative
+            above; see :func:`st_gloss.functional.resolve_propagation`).
+        graph: ``"dense"`` (fully connected, the paper's graph) or ``"knn"`` (each node linked to
+            its ``num_neighbors`` nearest nodes: a sparse graph for batches of thousands).
+        num_neighbors: neighbours per node of the ``"knn"`` graph.
+        num_iterations: steps of the iterative solver.
+        memory_steps: $M$, keep the detached embeddings and labels of the last $M$ training steps
+            (:class:`~st_gloss.memory.EmbeddingMemory`) and add them to each batch's graph as
+            labelled nodes. ``0`` (default) is the paper's per-batch graph. Old embeddings are
+            stale: they come from older weights and get no gradient.
+        gather_across_devices: with several processes (DDP, ``torchrun``, accelerate), build one
+            graph over the batches of all processes (:func:`st_gloss.distributed.gather_with_grad`),
+            so a global batch of $N \times B$ texts is one graph; the label mask is the same on
+            every process. A no-op with one process.
 
     References:
         - Sharma, Agarwal & Kumar, "G-Loss: Graph-Guided Fine-Tuning of Language Models",
@@ -101,6 +118,9 @@ class GraphGuidedLoss(LabelledTextLoss):
         +---------------+--------+
 
     Recommendations:
+        - On several GPUs, ``gather_across_devices=True`` makes the graph as large as the global
+          batch; ``memory_steps`` makes it larger still at no encoder cost. Past 2048 hidden
+          nodes the default ``propagation="auto"`` switches to the iterative solver.
         - Use ``batch_sampler=st_gloss.ClassBalancedBatchSampler`` in the training arguments, so
           that every batch holds several examples of several classes; with skewed classes use
           ``ClassBalancedBatchSampler.with_options(balanced=True)``.
@@ -155,6 +175,12 @@ class GraphGuidedLoss(LabelledTextLoss):
         class_weight: str | Sequence[float] | None = None,
         seed: int | None = None,
         embedding_dimension: int | None = None,
+        propagation: str = "auto",
+        graph: str = "dense",
+        num_neighbors: int = functional.DEFAULT_KNN_NEIGHBORS,
+        num_iterations: int = functional.DEFAULT_NUM_ITERATIONS,
+        memory_steps: int = 0,
+        gather_across_devices: bool = False,
     ) -> None:
         super().__init__(
             model,
@@ -185,12 +211,29 @@ class GraphGuidedLoss(LabelledTextLoss):
             if num_labels is not None and len(class_weight) != num_labels:
                 raise ValueError(f"{name}: class_weight has {len(class_weight)} weights for {num_labels} classes")
 
+        try:
+            functional._solver_options(normalization, propagation, graph, num_neighbors, num_iterations, None)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+        if not (isinstance(memory_steps, int) and memory_steps >= 0):
+            raise ValueError(
+                f"{name}: memory_steps must be a non-negative integer (0: no memory), got {memory_steps!r}"
+            )
+
         self.labelled_fraction = float(labelled_fraction)
         self.sigma = sigma
         self.calibrated_sigma: float | None = None
         self.normalization = normalization
         self.class_weight = class_weight
         self.seed = seed
+        self.propagation = propagation
+        self.graph = graph
+        self.num_neighbors = num_neighbors
+        self.num_iterations = num_iterations
+        self.memory_steps = memory_steps
+        self.memory = EmbeddingMemory(memory_steps)
+        self._memory_max_label = -1
+        self.gather_across_devices = bool(gather_across_devices)
         self._generator: torch.Generator | None = None
         self._warned_degenerate = False
 
@@ -202,30 +245,56 @@ class GraphGuidedLoss(LabelledTextLoss):
         """The loss of one batch from its sentence embeddings ``(B, d)`` and labels ``(B,)``.
 
         Returns a scalar (standalone) or ``{"graph": lambda * L_G, "ce": (1 - lambda) * L_CE}``.
+        With ``gather_across_devices`` the graph holds the batches of all processes (every process
+        computes the same graph loss); with ``memory_steps`` it also holds the stored past batches
+        as labelled nodes, and a training step (model in training mode, gradients enabled) pushes
+        this batch into the memory afterwards.
         """
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
         labels, labels_cpu = self.check_labels(embeddings, labels)
-        mask = stratified_labelled_mask(labels_cpu, self.labelled_fraction, self._masking_generator())
+        batch, batch_labels, batch_labels_cpu = embeddings, labels, labels_cpu
+        if self.gather_across_devices and distributed.is_distributed():
+            batch = distributed.gather_with_grad(embeddings)
+            batch_labels = distributed.gather(labels)
+            batch_labels_cpu = batch_labels.cpu()
+        mask = stratified_labelled_mask(batch_labels_cpu, self.labelled_fraction, self._masking_generator(embeddings))
         out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
 
-        if bool(mask.all()) or labels_cpu.unique().numel() < 2:
+        nodes, node_labels, node_mask = batch, batch_labels, mask.to(embeddings.device)
+        max_label = int(batch_labels_cpu.max())
+        memory_embeddings = self.memory.embeddings()
+        if memory_embeddings is not None:
+            nodes = torch.cat([batch, memory_embeddings.to(batch.dtype)])
+            node_labels = torch.cat([batch_labels, self.memory.labels()])
+            node_mask = torch.cat([node_mask, node_mask.new_ones(memory_embeddings.shape[0])])
+            max_label = max(max_label, self._memory_max_label)
+        classes_in_graph = batch_labels_cpu.unique().numel() if memory_embeddings is None else 2
+
+        if bool(mask.all()) or classes_in_graph < 2:
             self._warn_degenerate()
             graph = embeddings.sum().to(out_dtype) * 0.0
         else:
-            num_classes = self.num_labels or int(labels_cpu.max()) + 1
+            num_classes = self.num_labels or max_label + 1
             weights = self.class_weight
             if weights == "balanced":
-                weights = functional.balanced_class_weights(labels, num_classes)
+                weights = functional.balanced_class_weights(batch_labels, num_classes)
             graph = functional.graph_loss(
-                embeddings,
-                labels,
-                mask.to(embeddings.device),
-                self.sigma_for_batch(embeddings, labels),
+                nodes,
+                node_labels,
+                node_mask,
+                self.sigma_for_batch(batch, batch_labels),
                 num_classes=num_classes,
                 normalization=self.normalization,
                 class_weights=weights,
+                propagation=self.propagation,
+                graph=self.graph,
+                num_neighbors=self.num_neighbors,
+                num_iterations=self.num_iterations,
             )
+        if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
+            self.memory.push(batch.detach(), batch_labels)
+            self._memory_max_label = max(self._memory_max_label, int(batch_labels_cpu.max()))
         return self.with_head("graph", graph, embeddings, labels)
 
     @property
@@ -299,9 +368,12 @@ class GraphGuidedLoss(LabelledTextLoss):
 
     # ------------------------------------------------------------------ helpers
 
-    def _masking_generator(self) -> torch.Generator:
+    def _masking_generator(self, embeddings: Tensor) -> torch.Generator:
         if self._generator is None:
             seed = self.seed if self.seed is not None else torch.initial_seed()
+            if self.gather_across_devices:
+                # Every process must draw the same mask over the gathered batch.
+                seed = distributed.shared_seed(seed, embeddings.device)
             self._generator = torch.Generator().manual_seed(int(seed) % (2**63))
         return self._generator
 
@@ -323,6 +395,12 @@ class GraphGuidedLoss(LabelledTextLoss):
             "normalization": self.normalization,
             "class_weight": self.class_weight,
             "seed": self.seed,
+            "propagation": self.propagation,
+            "graph": self.graph,
+            "num_neighbors": self.num_neighbors,
+            "num_iterations": self.num_iterations,
+            "memory_steps": self.memory_steps,
+            "gather_across_devices": self.gather_across_devices,
         }
 
     @property
