@@ -157,3 +157,16 @@ def test_bad_solver_options_are_refused():
     ]:
         with pytest.raises(ValueError, match=message):
             F.graph_loss(x, y, mask, 0.5, 2, **kwargs)
+
+
+@pytest.mark.parametrize("propagation", ["closed_form", "iterative"])
+def test_float32_solve_is_close_to_float64(propagation):
+    x, y = clustered(n_per_class=30, num_classes=3, seed=10)
+    mask = torch.tensor(fixed_mask(y, 10))
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    exact = F.propagate_labels(xt, yt, mask, 0.5, 3, propagation=propagation)
+    single = F.propagate_labels(xt, yt, mask, 0.5, 3, propagation=propagation, solve_dtype=torch.float32)
+    assert exact.dtype == torch.float64 and single.dtype == torch.float32
+    torch.testing.assert_close(single.double(), exact, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="solve_dtype must be"):
+        F.propagate_labels(xt, yt, mask, 0.5, 3, solve_dtype=torch.float16)

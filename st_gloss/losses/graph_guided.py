@@ -98,6 +98,8 @@ class GraphGuidedLoss(LabelledTextLoss):
             graph over the batches of all processes (:func:`st_gloss.distributed.gather_with_grad`),
             so a global batch of $N \times B$ texts is one graph; the label mask is the same on
             every process. A no-op with one process.
+        solve_dtype: ``"float64"``, ``"float32"`` or ``None`` (default: float64 on CPU and CUDA,
+            float32 on MPS) for the graph and the solve, whatever the dtype of the embeddings.
 
     References:
         - Sharma, Agarwal & Kumar, "G-Loss: Graph-Guided Fine-Tuning of Language Models",
@@ -181,6 +183,7 @@ class GraphGuidedLoss(LabelledTextLoss):
         num_iterations: int = functional.DEFAULT_NUM_ITERATIONS,
         memory_steps: int = 0,
         gather_across_devices: bool = False,
+        solve_dtype: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -211,6 +214,8 @@ class GraphGuidedLoss(LabelledTextLoss):
             if num_labels is not None and len(class_weight) != num_labels:
                 raise ValueError(f"{name}: class_weight has {len(class_weight)} weights for {num_labels} classes")
 
+        if solve_dtype not in (None, "float32", "float64"):
+            raise ValueError(f"{name}: solve_dtype must be 'float64', 'float32' or None, got {solve_dtype!r}")
         try:
             functional._solver_options(normalization, propagation, graph, num_neighbors, num_iterations, None)
         except ValueError as error:
@@ -234,6 +239,7 @@ class GraphGuidedLoss(LabelledTextLoss):
         self.memory = EmbeddingMemory(memory_steps)
         self._memory_max_label = -1
         self.gather_across_devices = bool(gather_across_devices)
+        self.solve_dtype = solve_dtype
         self._generator: torch.Generator | None = None
         self._warned_degenerate = False
 
@@ -291,6 +297,7 @@ class GraphGuidedLoss(LabelledTextLoss):
                 graph=self.graph,
                 num_neighbors=self.num_neighbors,
                 num_iterations=self.num_iterations,
+                solve_dtype=None if self.solve_dtype is None else getattr(torch, self.solve_dtype),
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
             self.memory.push(batch.detach(), batch_labels)
@@ -401,6 +408,7 @@ class GraphGuidedLoss(LabelledTextLoss):
             "num_iterations": self.num_iterations,
             "memory_steps": self.memory_steps,
             "gather_across_devices": self.gather_across_devices,
+            "solve_dtype": self.solve_dtype,
         }
 
     @property
