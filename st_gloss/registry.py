@@ -7,7 +7,7 @@ Examples:
     >>> sorted(LOSSES)[:3]
     ['batch-all-triplet', 'batch-hard-triplet', 'ce']
     >>> LOSSES["gloss+ce"].options
-    ('labelled_fraction', 'sigma', 'graph_weight')
+    ('labelled_fraction', 'sigma', 'memory_steps', 'graph_weight')
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 LossOptions = dict[str, Any]
 Builder = Callable[[Any, int, LossOptions], nn.Module]
 
-OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin")
+OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
 """Every loss option the registry knows; a loss takes a subset (:attr:`LossSpec.options`)."""
 
 DEFAULT_OPTIONS: LossOptions = {
@@ -30,10 +30,12 @@ DEFAULT_OPTIONS: LossOptions = {
     "graph_weight": 0.8,
     "temperature": 0.1,
     "margin": 0.5,
+    "memory_steps": None,
 }
 """Defaults shared by every loss that takes the option. The triplet margin is 0.5, not
 sentence-transformers' 5: MiniLM's embeddings are unit vectors, so Euclidean distances lie in
-[0, 2] and a margin of 5 would keep every triplet active forever."""
+[0, 2] and a margin of 5 would keep every triplet active forever. ``memory_steps`` defaults per
+loss: 0 for ``gloss`` and ``gloss+ce``, 4 for ``gloss+memory``."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,21 @@ def _sigma(value: Any) -> float | str:
 def _gloss(model, num_labels: int, o: LossOptions) -> nn.Module:
     from st_gloss.losses import GraphGuidedLoss
 
-    return GraphGuidedLoss(model, labelled_fraction=o["labelled_fraction"], sigma=_sigma(o["sigma"]))
+    return GraphGuidedLoss(
+        model, labelled_fraction=o["labelled_fraction"], sigma=_sigma(o["sigma"]), memory_steps=_steps(o, 0)
+    )
+
+
+def _gloss_memory(model, num_labels: int, o: LossOptions) -> nn.Module:
+    from st_gloss.losses import GraphGuidedLoss
+
+    return GraphGuidedLoss(
+        model, labelled_fraction=o["labelled_fraction"], sigma=_sigma(o["sigma"]), memory_steps=_steps(o, 4)
+    )
+
+
+def _steps(o: LossOptions, default: int) -> int:
+    return default if o.get("memory_steps") is None else int(o["memory_steps"])
 
 
 def _gloss_ce(model, num_labels: int, o: LossOptions) -> nn.Module:
@@ -139,6 +155,7 @@ def _gloss_ce(model, num_labels: int, o: LossOptions) -> nn.Module:
         sigma=_sigma(o["sigma"]),
         num_labels=num_labels,
         graph_weight=o["graph_weight"],
+        memory_steps=_steps(o, 0),
     )
 
 
@@ -180,7 +197,7 @@ def _cosine(model, num_labels: int, o: LossOptions) -> nn.Module:
     return InBatchCosineSimilarityLoss(model)
 
 
-_GLOSS_OPTIONS = ("labelled_fraction", "sigma")
+_GLOSS_OPTIONS = ("labelled_fraction", "sigma", "memory_steps")
 for _spec in (
     LossSpec("gloss", _gloss, _GLOSS_OPTIONS, "G-Loss alone (standalone mode)", calibrates_sigma=True),
     LossSpec(
@@ -201,6 +218,13 @@ for _spec in (
     LossSpec("batch-all-triplet", _batch_all, ("margin",), "sentence-transformers' BatchAllTripletLoss"),
     LossSpec("batch-hard-triplet", _batch_hard, ("margin",), "sentence-transformers' BatchHardTripletLoss"),
     LossSpec("cosine", _cosine, (), "MSE of in-batch pair cosine similarity vs. same-class indicator"),
+    LossSpec(
+        "gloss+memory",
+        _gloss_memory,
+        _GLOSS_OPTIONS,
+        "G-Loss whose graph also holds the last memory_steps batches (default 4) as labelled nodes",
+        calibrates_sigma=True,
+    ),
 ):
     register(_spec)
 

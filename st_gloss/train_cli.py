@@ -72,6 +72,13 @@ def _sigma(ctx, param, value):
 @click.option("--temperature", default=None, type=_POSITIVE, help="SupCon temperature [default: 0.1].")
 @click.option("--margin", default=None, type=_POSITIVE, help="Triplet margin [default: 0.5].")
 @click.option(
+    "--memory-steps",
+    default=None,
+    type=click.IntRange(min=0),
+    help="G-Loss cross-batch memory: add the last N batches to the graph as labelled nodes "
+    "[default: 0; 4 for gloss+memory].",
+)
+@click.option(
     "--eval-metric",
     default="knn",
     show_default=True,

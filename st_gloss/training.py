@@ -147,6 +147,7 @@ class TrainConfig:
         graph_weight: lambda of the ``+ce`` losses (weight of G-Loss or SupCon; CE gets 1 - lambda).
         temperature: SupCon temperature.
         margin: triplet margin.
+        memory_steps: G-Loss cross-batch memory, in past batches (``None``: the loss's default).
         eval_metric: ``knn``, ``probe`` or ``silhouette``: the validation metric that picks the epoch.
         patience: stop after this many epochs without a better validation score.
         k: neighbours of the kNN metrics.
@@ -177,6 +178,7 @@ class TrainConfig:
     graph_weight: float | None = None
     temperature: float | None = None
     margin: float | None = None
+    memory_steps: int | None = None
     eval_metric: str = "knn"
     patience: int = 2
     k: int = 10
@@ -191,7 +193,7 @@ class TrainConfig:
 
     def loss_options(self) -> dict[str, Any]:
         """The loss options that were set (the others take the registry's defaults)."""
-        names = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin")
+        names = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 

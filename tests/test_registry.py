@@ -7,7 +7,8 @@ import torch
 
 from st_gloss.registry import DEFAULT_OPTIONS, LOSSES, LossSpec, build_loss, register
 
-NAMES = ["gloss", "gloss+ce", "ce", "supcon", "supcon+ce", "batch-all-triplet", "batch-hard-triplet", "cosine"]
+NAMES = ["gloss", "gloss+ce", "ce", "supcon", "supcon+ce", "batch-all-triplet", "batch-hard-triplet", "cosine",
+         "gloss+memory"]
 
 
 def test_the_registry_holds_the_benchmark_losses_in_order():
@@ -33,6 +34,11 @@ def test_options_reach_the_loss_and_foreign_options_are_refused(tiny_model):
     assert loss.get_config_dict() == {"temperature": 0.05, "num_labels": 3, "contrastive_weight": 0.6}
     assert build_loss("batch-hard-triplet", tiny_model, 3).triplet_margin == DEFAULT_OPTIONS["margin"]
     assert build_loss("gloss", tiny_model, 3, sigma="0.5").sigma == 0.5
+    assert build_loss("gloss", tiny_model, 3).memory_steps == 0
+    assert build_loss("gloss+memory", tiny_model, 3).memory_steps == 4
+    assert build_loss("gloss+ce", tiny_model, 3, memory_steps=2).memory.num_steps == 2
+    with pytest.raises(ValueError, match="loss 'supcon' does not use memory_steps"):
+        build_loss("supcon", tiny_model, 3, memory_steps=2)
     with pytest.raises(ValueError, match="loss 'ce' does not use temperature"):
         build_loss("ce", tiny_model, 3, temperature=0.1)
     with pytest.raises(ValueError, match="unknown loss 'softmax'"):
