@@ -1,18 +1,32 @@
-"""k-nearest-neighbour classification of embeddings with FAISS (exact inner product).
+"""k-nearest-neighbour classification of embeddings with FAISS.
 
-Vectors are cast to float32 and L2-normalised, so the inner product of ``faiss.IndexFlatIP`` is
-the cosine similarity. Queries are searched in chunks, so memory stays bounded by
-``chunk_size * (k + number of classes)`` beyond the index itself.
+Vectors are cast to float32 and L2-normalised, so the inner product is the cosine similarity.
+The search is exact (``faiss.IndexFlatIP``) up to 100k index vectors and approximate (IVF or
+HNSW, see :mod:`evaluation.index`) when asked or above that size; an approximate search reports
+its recall against exact search. Index vectors are normalised and added in chunks and queries
+are searched in chunks, so memory stays bounded by the index itself plus
+``chunk_size * (k + number of classes)``; the embeddings may be a memory-mapped ``.npy`` file.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from evaluation.errors import InputError
+from evaluation.index import (
+    LOW_RECALL,
+    BuiltIndex,
+    IndexOptions,
+    IndexType,
+    build_index,
+    describe,
+    exact_search,
+    recall_at_k,
+)
 
 Weighting = Literal["majority", "similarity"]
 
@@ -47,6 +61,10 @@ class KNNResult:
         accuracy: fraction of correct predictions (``None`` without query labels).
         macro_f1: unweighted mean of the per-class F1 (``None`` without query labels).
         per_class: one :class:`ClassScores` per class (empty without query labels).
+        index_type: the FAISS index searched: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"``.
+        recall_at_k: recall of the approximate search against exact search, measured on a
+            seeded sample of queries (``None`` for the exact flat index, whose recall is 1).
+        index_info: the index's parameters, the recall sample size and any notes (JSON-safe).
 
     Examples:
         >>> result = knn_classify(index, index_labels, queries, query_labels)  # doctest: +SKIP
@@ -62,6 +80,9 @@ class KNNResult:
     accuracy: float | None = None
     macro_f1: float | None = None
     per_class: list[ClassScores] = field(default_factory=list)
+    index_type: str = "flat"
+    recall_at_k: float | None = None
+    index_info: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The scores as JSON-safe values (no per-query arrays).
@@ -76,6 +97,9 @@ class KNNResult:
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
             "per_class": [vars(scores).copy() for scores in self.per_class],
+            "index_type": self.index_type,
+            "recall_at_k": self.recall_at_k,
+            "index": self.index_info,
         }
 
 
@@ -153,17 +177,151 @@ def vote(neighbor_labels: np.ndarray, neighbor_similarities: np.ndarray, num_cla
     return np.where(tied, first_rank, k + 1).argmin(axis=1).astype(np.int64)
 
 
-def _faiss_index(vectors: np.ndarray):
-    import faiss
+@dataclass
+class Neighbours:
+    """The ``k`` nearest index rows of every query, and the index that found them.
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    return index
+    Attributes:
+        indices: ``(n_queries, k)`` index rows, nearest first.
+        similarities: ``(n_queries, k)`` their cosine similarities.
+        index_type: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+        recall_at_k: recall against exact search on a sample of queries (``None`` for flat,
+            or when ``recall_queries=0``).
+        index_info: :func:`evaluation.index.describe` of the index, plus the recall sample size.
+        build_seconds: time to build the index.
+
+    Examples:
+        >>> found = search_neighbours(np.eye(3), np.eye(3), k=1, leave_one_out=True)
+        >>> found.index_type, found.recall_at_k, found.indices.shape
+        ('flat', None, (3, 1))
+    """
+
+    indices: np.ndarray
+    similarities: np.ndarray
+    index_type: str
+    recall_at_k: float | None
+    index_info: dict
+    build_seconds: float
+
+
+def _as_rows(embeddings, name: str):
+    """A 2-D array-like that can be sliced by rows without copying (memmaps stay memmaps)."""
+    if hasattr(embeddings, "detach"):  # torch tensor: a numpy view when already float32 on CPU
+        embeddings = embeddings.detach().cpu().numpy()
+    if not isinstance(embeddings, np.ndarray):
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2:
+        raise InputError(f"{name} must be a 2-D (n, dim) array, got shape {embeddings.shape}")
+    return embeddings
+
+
+def _drop_self(ids: np.ndarray, sims: np.ndarray, own: np.ndarray, k: int):
+    """Remove each query's own row from its ``k + 1`` neighbours (or the last, when absent)."""
+    is_own = ids == own[:, None]
+    # Drop the query itself; when a duplicate pushed it out of the list, drop the last.
+    is_own[~is_own.any(axis=1), -1] = True
+    keep = ~is_own
+    return ids[keep].reshape(len(ids), k), sims[keep].reshape(len(ids), k)
+
+
+def _search(built: BuiltIndex, index_rows, queries: np.ndarray, search_k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Search ``queries``; rows the approximate index returned too few neighbours for are
+    searched exactly. Returns ``(similarities, ids, rows searched exactly)``."""
+    sims, ids = built.search(queries, search_k)
+    missing = (ids < 0).any(axis=1)
+    if missing.any():
+        sims[missing], ids[missing] = exact_search(index_rows, queries[missing], search_k,
+                                                   prepare=normalize_embeddings)
+    return sims, ids, int(missing.sum())
+
+
+def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_out: bool = False,
+                      chunk_size: int = 4096,
+                      index: IndexType | IndexOptions = "auto") -> Neighbours:
+    """The ``k`` most cosine-similar index vectors of every query, with the index's recall.
+
+    The index is chosen by ``index`` (see :class:`evaluation.index.IndexOptions`): exact
+    ``IndexFlatIP`` up to :data:`evaluation.index.AUTO_FLAT_MAX_VECTORS` index vectors with
+    ``"auto"``, IVF above; ``"flat"``, ``"ivf"`` or ``"hnsw"`` force one. For IVF and HNSW the
+    recall@k against exact search is measured on ``recall_queries`` queries drawn with
+    ``seed`` (an exact search of those queries only), and a recall below 0.95 warns. Queries
+    for which an approximate index returns fewer than ``k`` neighbours are searched exactly.
+
+    Args:
+        index_embeddings: ``(n_index, dim)`` vectors to search in (array, memmap or tensor).
+        query_embeddings: ``(n_queries, dim)`` vectors to search for.
+        k: neighbours per query.
+        leave_one_out: the queries are the index itself; query ``i`` never gets row ``i``.
+        chunk_size: queries searched at once.
+        index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"`` or an ``IndexOptions``.
+
+    Returns:
+        A :class:`Neighbours`.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(3000, 16))
+        >>> found = search_neighbours(x, x, k=5, leave_one_out=True, index="hnsw")
+        >>> found.index_type, found.recall_at_k > 0.9
+        ('hnsw', True)
+    """
+    options = IndexOptions.coerce(index)
+    index_rows = _as_rows(index_embeddings, "index embeddings")
+    query_rows = _as_rows(query_embeddings, "query embeddings")
+    if index_rows.shape[1] != query_rows.shape[1]:
+        raise InputError(f"index and query embeddings differ in dimension "
+                         f"({index_rows.shape[1]} vs {query_rows.shape[1]}); use one model")
+    if leave_one_out and len(index_rows) != len(query_rows):
+        raise InputError("leave_one_out needs the queries to be the index itself (same rows)")
+    available = len(index_rows) - (1 if leave_one_out else 0)
+    if not 1 <= k <= available:
+        raise InputError(f"k={k} but the index has {available} candidate neighbour(s) per query; "
+                         f"choose 1 <= k <= {available}")
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}")
+    built = build_index(index_rows, options, prepare=normalize_embeddings)
+    search_k = k + 1 if leave_one_out else k
+    n = len(query_rows)
+    indices = np.empty((n, k), dtype=np.int64)
+    similarities = np.empty((n, k), dtype=np.float32)
+    searched_exactly = 0
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        sims, ids, exact_rows = _search(built, index_rows, normalize_embeddings(query_rows[start:stop]),
+                                        search_k)
+        searched_exactly += exact_rows
+        if leave_one_out:
+            ids, sims = _drop_self(ids, sims, np.arange(start, stop), k)
+        indices[start:stop] = ids
+        similarities[start:stop] = sims
+    info = describe(built)
+    if searched_exactly:
+        info["notes"].append(f"{searched_exactly} queries got fewer than {search_k} neighbours from "
+                             f"the {built.kind} index and were searched exactly")
+    recall = None
+    if built.kind != "flat" and options.recall_queries > 0 and n:
+        sample = np.sort(np.random.default_rng(options.seed).choice(
+            n, size=min(n, options.recall_queries), replace=False))
+        exact_sims, exact_ids = exact_search(index_rows, normalize_embeddings(query_rows[sample]),
+                                             search_k, prepare=normalize_embeddings)
+        if leave_one_out:
+            exact_ids, exact_sims = _drop_self(exact_ids, exact_sims, sample, k)
+        recall = recall_at_k(similarities[sample], exact_sims)
+        info["recall_queries"] = int(len(sample))
+        if recall < LOW_RECALL:
+            fix = "raise nprobe (--nprobe)" if built.kind == "ivf" else "raise hnsw_ef_search (--hnsw-ef)"
+            warnings.warn(f"kNN recall@{k} of the {built.kind} index against exact search is "
+                          f"{recall:.3f} on {len(sample)} sampled queries (below {LOW_RECALL}); "
+                          f"{fix} or use the exact index 'flat'", UserWarning, stacklevel=2)
+    return Neighbours(indices, similarities, built.kind, recall, info, built.build_seconds)
 
 
 def knn_search(index_embeddings, query_embeddings, k: int, *, leave_one_out: bool = False,
-               chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+               chunk_size: int = 4096,
+               index: IndexType | IndexOptions = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine similarities of the ``k`` nearest index vectors of every query.
+
+    The same search as :func:`search_neighbours`, returning only the two arrays.
 
     Args:
         index_embeddings: ``(n_index, dim)`` vectors to search in.
@@ -171,41 +329,16 @@ def knn_search(index_embeddings, query_embeddings, k: int, *, leave_one_out: boo
         k: neighbours per query.
         leave_one_out: the queries are the index itself; query ``i`` never gets row ``i``.
         chunk_size: queries searched at once.
+        index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"`` or an ``IndexOptions``.
 
     Examples:
-        >>> ids, sims = knn_search(np.eye(3), np.eye(3), k=1, leave_one_out=True)  # doctest: +SKIP
+        >>> ids, sims = knn_search(np.eye(3), np.eye(3), k=1, leave_one_out=True)
+        >>> ids.shape, sims.dtype
+        ((3, 1), dtype('float32'))
     """
-    index_vectors = normalize_embeddings(index_embeddings)
-    query_vectors = normalize_embeddings(query_embeddings)
-    if index_vectors.shape[1] != query_vectors.shape[1]:
-        raise InputError(f"index and query embeddings differ in dimension "
-                         f"({index_vectors.shape[1]} vs {query_vectors.shape[1]}); use one model")
-    if leave_one_out and len(index_vectors) != len(query_vectors):
-        raise InputError("leave_one_out needs the queries to be the index itself (same rows)")
-    available = len(index_vectors) - (1 if leave_one_out else 0)
-    if not 1 <= k <= available:
-        raise InputError(f"k={k} but the index has {available} candidate neighbour(s) per query; "
-                         f"choose 1 <= k <= {available}")
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be positive, got {chunk_size}")
-    index = _faiss_index(index_vectors)
-    search_k = k + 1 if leave_one_out else k
-    n = len(query_vectors)
-    indices = np.empty((n, k), dtype=np.int64)
-    similarities = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        sims, ids = index.search(query_vectors[start:stop], search_k)
-        if leave_one_out:
-            own = ids == np.arange(start, stop)[:, None]
-            # Drop the query itself; when a duplicate pushed it out of the list, drop the last.
-            own[~own.any(axis=1), -1] = True
-            keep = ~own
-            ids = ids[keep].reshape(stop - start, k)
-            sims = sims[keep].reshape(stop - start, k)
-        indices[start:stop] = ids
-        similarities[start:stop] = sims
-    return indices, similarities
+    found = search_neighbours(index_embeddings, query_embeddings, k, leave_one_out=leave_one_out,
+                              chunk_size=chunk_size, index=index)
+    return found.indices, found.similarities
 
 
 def class_scores(true_labels: np.ndarray, predictions: np.ndarray, num_classes: int,
@@ -254,14 +387,17 @@ def knn_classify(
     chunk_size: int = 4096,
     num_classes: int | None = None,
     label_names: list[str] | None = None,
+    index: IndexType | IndexOptions = "auto",
 ) -> KNNResult:
     """Classify each query by the labels of its ``k`` most cosine-similar index vectors.
 
-    The index is a ``faiss.IndexFlatIP`` over L2-normalised float32 vectors (exact search).
-    With ``weighting="majority"`` each neighbour has one vote; with ``"similarity"`` its vote
-    is its cosine similarity. Ties go to the tied class with the nearest neighbour. With
-    ``leave_one_out=True`` the queries are the index itself and each query's own row is
-    excluded from its neighbours.
+    The index is a ``faiss.IndexFlatIP`` over L2-normalised float32 vectors (exact search) up
+    to 100k index vectors; above, or when ``index`` asks for it, an IVF or HNSW index whose
+    recall against exact search is measured on a sample of queries and stored in the result
+    (see :func:`search_neighbours`). With ``weighting="majority"`` each neighbour has one
+    vote; with ``"similarity"`` its vote is its cosine similarity. Ties go to the tied class
+    with the nearest neighbour. With ``leave_one_out=True`` the queries are the index itself
+    and each query's own row is excluded from its neighbours.
 
     Args:
         index_embeddings: ``(n_index, dim)`` embeddings of the labelled set (e.g. train).
@@ -274,6 +410,8 @@ def knn_classify(
         chunk_size: queries searched at once (bounds memory).
         num_classes: number of classes (default: largest label id + 1).
         label_names: class names for the per-class table.
+        index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"``, or an
+            :class:`evaluation.index.IndexOptions` with the index parameters.
 
     Returns:
         A :class:`KNNResult`.
@@ -299,14 +437,16 @@ def knn_classify(
     num_classes = num_classes or top
     if top > num_classes:
         raise InputError(f"label ids go up to {top - 1} but num_classes={num_classes}")
-    indices, similarities = knn_search(index_embeddings, query_embeddings, k,
-                                       leave_one_out=leave_one_out, chunk_size=chunk_size)
+    found = search_neighbours(index_embeddings, query_embeddings, k, leave_one_out=leave_one_out,
+                              chunk_size=chunk_size, index=index)
+    indices, similarities = found.indices, found.similarities
     predictions = np.empty(n_queries, dtype=np.int64)
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
         predictions[start:stop] = vote(index_labels[indices[start:stop]],
                                        similarities[start:stop], num_classes, weighting)
-    result = KNNResult(predictions, indices, similarities, k, weighting)
+    result = KNNResult(predictions, indices, similarities, k, weighting, index_type=found.index_type,
+                       recall_at_k=found.recall_at_k, index_info=found.index_info)
     if query_labels is not None:
         result.accuracy, result.macro_f1, result.per_class = class_scores(
             query_labels, predictions, num_classes, label_names

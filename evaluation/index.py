@@ -1,0 +1,343 @@
+"""FAISS indexes for kNN search: exact flat, IVF or HNSW, and their recall against exact search.
+
+Every index scores by inner product over L2-normalised float32 vectors, so the score is the
+cosine similarity, and every index stores the full vectors (``IndexFlatIP``, ``IndexIVFFlat``,
+``IndexHNSWFlat``): an approximate index may *miss* a neighbour, but the similarities it
+returns are exact. Vectors are added in chunks, so an index can be built from a memory-mapped
+``.npy`` file (see :func:`evaluation.encode.encode_to_file`) without a second copy in memory.
+
+``"auto"`` searches exactly up to :data:`AUTO_FLAT_MAX_VECTORS` index vectors and uses IVF
+above. IVF rather than HNSW because (measured in ``evaluation/results/knn_index_recall.md``):
+
+- it is reproducible: the k-means training sample and faiss's k-means are seeded, and adding
+  and searching are deterministic whatever the number of threads; faiss 1.15 builds an HNSW
+  graph with all threads and locks, so the graph may depend on thread timing;
+- it builds several times faster than HNSW on few cores;
+- it needs no memory beyond the vectors, where HNSW keeps ``2 * M`` links per vector.
+
+Its weak side is that its recall depends on how clustered the vectors are, which is why the
+recall against exact search is measured on a sample of queries and reported with every result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from evaluation.errors import InputError
+
+IndexType = Literal["auto", "flat", "ivf", "hnsw"]
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+
+AUTO_FLAT_MAX_VECTORS = 100_000
+"""``index="auto"`` searches exactly (``IndexFlatIP``) up to this many index vectors, with IVF above.
+
+Below it an exact search is cheap (1000 queries against 100k vectors of 384 dims take about 2 s
+on 2 CPU cores), and building an IVF index (about 12 s at 100k) only pays back beyond several
+thousand queries.
+"""
+
+IVF_TRAIN_POINTS_PER_LIST = 50
+"""IVF k-means is trained on a seeded sample of this many vectors per list (faiss asks for >= 39)."""
+
+IVF_KMEANS_ITERATIONS = 10
+"""k-means iterations when training the IVF lists."""
+
+LOW_RECALL = 0.95
+"""Below this recall against exact search, kNN warns and names the option that raises it."""
+
+Prepare = Callable[[np.ndarray], np.ndarray]
+
+
+def as_float32(rows) -> np.ndarray:
+    """Rows as a C-contiguous float32 array, the layout FAISS needs (no other change).
+
+    Examples:
+        >>> as_float32(np.array([[1, 2]])).dtype
+        dtype('float32')
+    """
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Which FAISS index kNN search uses, and its parameters.
+
+    Attributes:
+        kind: ``"flat"`` (exact), ``"ivf"``, ``"hnsw"`` or ``"auto"`` (flat up to
+            :data:`AUTO_FLAT_MAX_VECTORS` index vectors, IVF above).
+        nlist: IVF lists (k-means centroids). Default: ``4 * sqrt(n)``, at most ``n / 39`` so
+            that every list has enough training vectors.
+        nprobe: IVF lists searched per query; more lists, higher recall and slower search.
+        hnsw_m: HNSW links per vector (``M``).
+        hnsw_ef_construction: HNSW candidate list size while building (``efConstruction``).
+        hnsw_ef_search: HNSW candidate list size while searching (``efSearch``; at least
+            ``k`` is used); larger, higher recall and slower search.
+        recall_queries: queries sampled to measure the recall of an approximate index
+            against exact search (0: do not measure).
+        seed: seed of the IVF training sample and k-means, of HNSW's level draws and of the
+            recall sample.
+        add_chunk_size: index vectors normalised and added at once (bounds the extra memory).
+
+    Examples:
+        >>> IndexOptions("ivf", nprobe=64).nprobe
+        64
+        >>> IndexOptions.coerce("hnsw").kind
+        'hnsw'
+        >>> IndexOptions("annoy")
+        Traceback (most recent call last):
+        ...
+        evaluation.errors.InputError: unknown index 'annoy'; choose one of auto, flat, ivf, hnsw
+    """
+
+    kind: IndexType = "auto"
+    nlist: int | None = None
+    nprobe: int = 32
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
+    hnsw_ef_search: int = 128
+    recall_queries: int = 1000
+    seed: int = 0
+    add_chunk_size: int = 65_536
+
+    def __post_init__(self):
+        if self.kind not in INDEX_TYPES:
+            raise InputError(f"unknown index {self.kind!r}; choose one of {', '.join(INDEX_TYPES)}")
+        positive = {"nprobe": self.nprobe, "hnsw_m": self.hnsw_m,
+                    "hnsw_ef_construction": self.hnsw_ef_construction,
+                    "hnsw_ef_search": self.hnsw_ef_search, "add_chunk_size": self.add_chunk_size}
+        if self.nlist is not None:
+            positive["nlist"] = self.nlist
+        for name, value in positive.items():
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.hnsw_m < 2:
+            raise InputError(f"hnsw_m must be at least 2, got {self.hnsw_m}")
+        if self.recall_queries < 0:
+            raise InputError(f"recall_queries must be 0 (do not measure) or more, got {self.recall_queries}")
+
+    @classmethod
+    def coerce(cls, value: str | IndexOptions) -> IndexOptions:
+        """An :class:`IndexOptions` from itself or from an index name (``"auto"``, ``"ivf"``...)."""
+        return value if isinstance(value, IndexOptions) else cls(kind=value)
+
+
+def resolve_kind(kind: str, n_vectors: int) -> str:
+    """The index ``kind`` stands for with ``n_vectors`` index vectors (``"auto"`` picks by size).
+
+    Examples:
+        >>> resolve_kind("auto", 5_000), resolve_kind("auto", 2_000_000), resolve_kind("hnsw", 10)
+        ('flat', 'ivf', 'hnsw')
+    """
+    if kind == "auto":
+        return "flat" if n_vectors <= AUTO_FLAT_MAX_VECTORS else "ivf"
+    return kind
+
+
+def default_nlist(n_vectors: int) -> int:
+    """IVF lists for ``n_vectors``: ``4 * sqrt(n)``, at most ``n / 39`` (faiss's minimum per list).
+
+    Examples:
+        >>> default_nlist(1_000_000), default_nlist(100_000), default_nlist(200)
+        (4000, 1265, 5)
+    """
+    return int(max(1, min(round(4 * math.sqrt(n_vectors)), n_vectors // 39)))
+
+
+@dataclass
+class BuiltIndex:
+    """A FAISS index over the index vectors, with what was built and how long it took.
+
+    Attributes:
+        index: the faiss index.
+        kind: ``"flat"``, ``"ivf"`` or ``"hnsw"`` (what ``"auto"`` resolved to).
+        requested: the kind that was asked for.
+        params: the parameters used (``nlist``, ``nprobe``, ``train_size`` or ``M``,
+            ``ef_construction``, ``ef_search``), JSON-safe.
+        build_seconds: wall time of training and adding.
+        notes: adjustments made to the options, for the report.
+
+    Examples:
+        >>> built = build_index(np.eye(4), "flat")
+        >>> built.kind, built.index.ntotal
+        ('flat', 4)
+    """
+
+    index: object
+    kind: str
+    requested: str
+    params: dict = field(default_factory=dict)
+    build_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(similarities, ids)`` of the ``k`` best index vectors per query row, best first.
+
+        ``queries`` must already be L2-normalised float32 rows. A query that the approximate
+        index reaches fewer than ``k`` vectors for gets id ``-1`` in the missing places.
+        """
+        if self.kind == "hnsw":
+            import faiss
+
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(int(self.params["ef_search"]), k)
+            return self.index.search(queries, k, params=params)
+        return self.index.search(queries, k)
+
+
+def _add_in_chunks(index, vectors, prepare: Prepare, chunk_size: int) -> None:
+    for start in range(0, len(vectors), chunk_size):
+        index.add(prepare(vectors[start:start + chunk_size]))
+
+
+def build_index(vectors, options: str | IndexOptions = "auto", *,
+                prepare: Prepare = as_float32) -> BuiltIndex:
+    """Build the FAISS index chosen by ``options`` over ``vectors``, adding them chunk by chunk.
+
+    Args:
+        vectors: ``(n, dim)`` numpy array or ``numpy.memmap`` of index vectors.
+        options: an :class:`IndexOptions`, or just the kind (``"auto"``, ``"flat"``, ``"ivf"``,
+            ``"hnsw"``).
+        prepare: applied to every chunk of rows before it is added (and to the IVF training
+            sample); it must return L2-normalised float32 rows. The default only casts, for
+            vectors that are normalised already; :mod:`evaluation.knn` passes
+            ``normalize_embeddings``.
+
+    Returns:
+        A :class:`BuiltIndex`.
+
+    Raises:
+        InputError: an IVF ``nlist`` larger than the number of vectors.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(2000, 16)).astype("float32")
+        >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+        >>> built = build_index(x, IndexOptions("ivf", nprobe=4))
+        >>> built.kind, built.params["nlist"], built.params["nprobe"], built.index.ntotal
+        ('ivf', 51, 4, 2000)
+    """
+    import faiss
+
+    options = IndexOptions.coerce(options)
+    n, dim = vectors.shape
+    if n < 1:
+        raise InputError("the index has no vectors; give at least one labelled text")
+    kind = resolve_kind(options.kind, n)
+    notes: list[str] = []
+    params: dict = {}
+    start = time.perf_counter()
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "ivf":
+        nlist = options.nlist or default_nlist(n)
+        if nlist > n:
+            raise InputError(f"nlist={nlist} IVF lists need at least {nlist} index vectors, got {n}; "
+                             f"lower nlist (at most {max(1, n // 39)} is advised) or use index='flat'")
+        if nlist * 39 > n:
+            notes.append(f"nlist={nlist} leaves fewer than 39 training vectors per list; "
+                         f"k-means is poor there, {max(1, n // 39)} lists or fewer is advised")
+        train_size = min(n, IVF_TRAIN_POINTS_PER_LIST * nlist)
+        rows = np.sort(np.random.default_rng(options.seed).choice(n, size=train_size, replace=False))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = options.seed
+        index.cp.niter = IVF_KMEANS_ITERATIONS
+        index.cp.min_points_per_centroid = 1  # the note above replaces faiss's stderr warning
+        index.cp.max_points_per_centroid = max(train_size, 1)  # we sampled; faiss must not again
+        index.train(prepare(vectors[rows]))
+        nprobe = min(options.nprobe, nlist)
+        if nprobe < options.nprobe:
+            notes.append(f"nprobe={options.nprobe} lowered to nlist={nlist} (every list is searched)")
+        index.nprobe = nprobe
+        params = {"nlist": int(nlist), "nprobe": int(nprobe), "train_size": int(train_size),
+                  "kmeans_iterations": IVF_KMEANS_ITERATIONS}
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, options.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = options.hnsw_ef_construction
+        index.hnsw.rng = faiss.RandomGenerator(options.seed)
+        params = {"M": options.hnsw_m, "ef_construction": options.hnsw_ef_construction,
+                  "ef_search": options.hnsw_ef_search}
+    else:  # pragma: no cover - IndexOptions checks the kind
+        raise InputError(f"unknown index {kind!r}")
+    _add_in_chunks(index, vectors, prepare, options.add_chunk_size)
+    return BuiltIndex(index, kind, options.kind, params, time.perf_counter() - start, notes)
+
+
+def exact_search(vectors, queries: np.ndarray, k: int, *, prepare: Prepare = as_float32,
+                 chunk_size: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``(similarities, ids)`` of the ``k`` best rows of ``vectors`` per query, best first.
+
+    The index vectors are read ``chunk_size`` rows at a time and the best ``k`` kept in a
+    heap, so memory stays bounded however large ``vectors`` (e.g. a memory-mapped file) is.
+
+    Args:
+        vectors: ``(n, dim)`` index vectors (array or memmap).
+        queries: ``(m, dim)`` L2-normalised float32 queries.
+        k: neighbours per query (at most ``n``).
+        prepare: applied to every chunk of ``vectors`` (see :func:`build_index`).
+        chunk_size: index rows scored at once.
+
+    Examples:
+        >>> sims, ids = exact_search(np.eye(3, dtype="float32"), np.eye(3, dtype="float32")[:1], 2,
+        ...                          chunk_size=2)
+        >>> int(ids[0, 0]), float(sims[0, 0])
+        (0, 1.0)
+    """
+    import faiss
+
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    for start in range(0, len(vectors), chunk_size):
+        rows = prepare(vectors[start:start + chunk_size])
+        sims, ids = faiss.knn(queries, rows, min(k, len(rows)), metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(sims, np.where(ids >= 0, ids + start, -1))
+    heap.finalize()
+    return heap.D, heap.I
+
+
+def recall_at_k(found_similarities: np.ndarray, exact_similarities: np.ndarray, *,
+                tolerance: float = 1e-5) -> float:
+    """Fraction of the exact ``k`` nearest neighbours that a search found, averaged over queries.
+
+    A found neighbour counts when its similarity reaches the exact ``k``-th similarity (less
+    ``tolerance``), so a search that returns one of two exact duplicates instead of the other
+    is not counted as a miss. This equals the usual id-intersection recall when there are no
+    ties, and it is valid because every index here returns exact similarities. Missing results
+    (id ``-1``, similarity ``-3.4e38``) never count.
+
+    Args:
+        found_similarities: ``(m, k)`` similarities returned by the search under test.
+        exact_similarities: ``(m, k)`` similarities of the exact search, best first.
+        tolerance: similarity slack for ties (float32 rounding).
+
+    Examples:
+        >>> exact = np.array([[0.9, 0.8, 0.7]])
+        >>> recall_at_k(np.array([[0.9, 0.8, 0.6]]), exact), recall_at_k(exact, exact)
+        (0.6666666666666666, 1.0)
+    """
+    found = np.asarray(found_similarities, dtype=np.float64)
+    exact = np.asarray(exact_similarities, dtype=np.float64)
+    if found.shape != exact.shape or found.ndim != 2:
+        raise InputError(f"recall needs two (queries, k) arrays of one shape, got {found.shape} "
+                         f"and {exact.shape}")
+    if found.size == 0:
+        return 1.0
+    k = found.shape[1]
+    hits = np.minimum((found >= exact[:, -1:] - tolerance).sum(axis=1), k)
+    return float(hits.mean() / k)
+
+
+def describe(built: BuiltIndex) -> dict:
+    """The JSON-safe description of a built index that goes into reports (no timings).
+
+    Examples:
+        >>> describe(build_index(np.eye(2), "flat"))
+        {'type': 'flat', 'requested': 'flat', 'params': {}, 'notes': []}
+    """
+    return {"type": built.kind, "requested": built.requested, "params": dict(built.params),
+            "notes": list(built.notes)}
