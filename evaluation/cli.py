@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 import warnings
+from pathlib import Path
 
 import click
 
@@ -36,12 +39,47 @@ def _load_data(data: str, data_root, text_column, label_column, on_empty):
     return labelled
 
 
+def _slug(name: str) -> str:
+    """A file-name-safe, collision-free folder name for a model or dataset name."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[-60:] or "model"
+    return f"{readable}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _encoder(model, labelled, model_name: str, *, batch_size: int, progress: bool,
+             embeddings_dir: str | None, chunk_size: int, force: bool):
+    """A function split name -> embeddings: in memory, or streamed to ``embeddings_dir``."""
+    from evaluation.encode import encode_texts, encode_to_file
+
+    def encode(split_name: str):
+        texts = labelled[split_name].texts
+        if embeddings_dir is None:
+            return encode_texts(model, texts, batch_size=batch_size, show_progress_bar=progress)
+        path = Path(embeddings_dir) / _slug(model_name) / f"{_slug(labelled.name)}-{split_name}.npy"
+        return encode_to_file(model, texts, path, chunk_size=chunk_size, batch_size=batch_size,
+                              overwrite=force, show_progress_bar=progress)
+
+    return encode
+
+
+def _knn_with_warnings(*args, **kwargs):
+    """``knn_classify``, with its warnings (a low recall) echoed as one-line messages."""
+    from evaluation.knn import knn_classify
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = knn_classify(*args, **kwargs)
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+    return result
+
+
 def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str], k: int,
                    weighting: str, batch_size: int, max_seq_length: int | None,
                    silhouette_metric: str, silhouette_max_samples: int, mteb_tasks: list[str],
-                   mteb_samples_per_label: int, device: str | None, seed: int, progress: bool):
+                   mteb_samples_per_label: int, device: str | None, seed: int, progress: bool,
+                   index_options=None, embeddings_dir: str | None = None,
+                   chunk_size: int = 10_000, force: bool = False):
     """Every requested metric for one model; returns (report entry, test embeddings)."""
-    from evaluation.encode import encode_texts
     from evaluation.models import load_model, resolve_model_name
 
     timings: dict[str, float] = {}
@@ -53,26 +91,24 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
     evaluated = labelled.split(split)
     needs_index = not same_set and ({"knn", "probe"} & set(metrics))
 
+    encode = _encoder(model, labelled, model_name, batch_size=batch_size, progress=progress,
+                      embeddings_dir=embeddings_dir, chunk_size=chunk_size, force=force)
     start = time.perf_counter()
-    query = encode_texts(model, evaluated.texts, batch_size=batch_size, show_progress_bar=progress)
-    index = None
-    if needs_index:
-        index = encode_texts(model, labelled[index_name].texts, batch_size=batch_size,
-                             show_progress_bar=progress)
+    query = encode(split)
+    index = encode(index_name) if needs_index else None
     timings["encode"] = time.perf_counter() - start
 
     results: dict[str, dict] = {}
     common = {"num_classes": labelled.num_classes, "label_names": labelled.label_names}
     if "knn" in metrics:
-        from evaluation.knn import knn_classify
-
         start = time.perf_counter()
+        knn_options = {"k": k, "weighting": weighting, "index": index_options or "auto", **common}
         if same_set:
-            result = knn_classify(query, evaluated.labels, query, evaluated.labels, k=k,
-                                  weighting=weighting, leave_one_out=True, **common)
+            result = _knn_with_warnings(query, evaluated.labels, query, evaluated.labels,
+                                        leave_one_out=True, **knn_options)
         else:
-            result = knn_classify(index, labelled[index_name].labels, query, evaluated.labels,
-                                  k=k, weighting=weighting, **common)
+            result = _knn_with_warnings(index, labelled[index_name].labels, query, evaluated.labels,
+                                        **knn_options)
         results["knn"] = {**result.to_dict(), "index_split": index_name,
                           "leave_one_out": same_set}
         timings["knn"] = time.perf_counter() - start
@@ -135,6 +171,19 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
 @click.option("--k", "k", default=10, show_default=True, type=int, help="kNN neighbours.")
 @click.option("--weighting", type=click.Choice(["majority", "similarity"]), default="majority",
               show_default=True, help="kNN vote.")
+@click.option("--index", "index_kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
+              default="auto", show_default=True,
+              help="kNN search: exact (flat), or approximate FAISS IVF or HNSW with its recall "
+                   "against exact search reported; auto is flat up to 100000 index texts, IVF above.")
+@click.option("--nprobe", type=click.IntRange(min=1), default=32, show_default=True,
+              help="IVF lists searched per query (more: higher recall, slower).")
+@click.option("--hnsw-ef", type=click.IntRange(min=1), default=128, show_default=True,
+              help="HNSW candidates searched per query, efSearch (more: higher recall, slower).")
+@click.option("--embeddings-dir", type=click.Path(file_okay=False),
+              help="Stream the embeddings to .npy files in this folder, one chunk at a time "
+                   "(bounded memory); an interrupted run resumes, a finished file is reused.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Texts encoded and written per chunk with --embeddings-dir [default: 10000].")
 @click.option("--batch-size", default=32, show_default=True, type=int, help="Encoding batch size.")
 @click.option("--max-seq-length", type=int, default=None,
               help="Truncate texts to this many tokens [default: the model's limit].")
@@ -151,30 +200,44 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
 @click.option("--on-empty", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
               help="Rows with an empty text or label: skip them (with a count) or refuse the data.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write every figure as JSON here.")
-@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+@click.option("--force", is_flag=True,
+              help="Overwrite an existing --output or --plot file and re-encode files in "
+                   "--embeddings-dir.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Write a 2-D picture (PNG) of the evaluated split, one panel per model.")
 @click.option("--plot-method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, mps... [default: automatic].")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the silhouette sample, the probe and MTEB.")
+              help="Seed of the silhouette sample, the probe, MTEB, the IVF training sample and "
+                   "the queries that measure the recall.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars for encoding and MTEB.")
-def eval_command(models, data, data_root, split, metrics, k, weighting, batch_size, max_seq_length,
-                 silhouette_metric, silhouette_max_samples, mteb_tasks, mteb_samples_per_label,
-                 text_column, label_column, on_empty, output, force, plot, plot_method, device,
-                 seed, progress):
+def eval_command(models, data, data_root, split, metrics, k, weighting, index_kind, nprobe, hnsw_ef,
+                 embeddings_dir, chunk_size, batch_size, max_seq_length, silhouette_metric,
+                 silhouette_max_samples, mteb_tasks, mteb_samples_per_label, text_column,
+                 label_column, on_empty, output, force, plot, plot_method, device, seed, progress):
     """Measure embedding quality of MODELS (default: the bundled MiniLM) on labelled data.
 
     Texts are encoded once per model and reused by every metric. kNN uses the train split as
     its index (leave-one-out when the evaluated split is the train split itself); the probe is
-    a logistic regression fit on train. Several models are printed side by side.
+    a logistic regression fit on train. Several models are printed side by side. For millions
+    of texts, --embeddings-dir streams the embeddings to disk and --index picks an approximate
+    kNN index, whose recall against exact search is printed.
 
     \b
     Examples:
       st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
+      st-gloss eval ./my-model --data big.csv --metrics knn --index ivf --embeddings-dir cache/
     """
-    from evaluation.report import check_output_path, environment_info, results_table, write_json
+    from evaluation.encode import DEFAULT_CHUNK_SIZE
+    from evaluation.index import IndexOptions
+    from evaluation.report import (
+        check_output_path,
+        environment_info,
+        index_summary,
+        results_table,
+        write_json,
+    )
 
     chosen = _parse_metrics(metrics)
     if k < 1:
@@ -185,6 +248,13 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
         raise InputError(f"--mteb-samples-per-label must be at least 1, got {mteb_samples_per_label}")
     if mteb_tasks and "mteb" not in chosen:
         chosen.append("mteb")
+    if chunk_size is not None and embeddings_dir is None:
+        raise InputError("--chunk-size sets the chunks streamed to --embeddings-dir; "
+                         "give --embeddings-dir DIR as well, or drop --chunk-size")
+    if embeddings_dir is not None and Path(embeddings_dir).exists() and not Path(embeddings_dir).is_dir():
+        raise InputError(f"--embeddings-dir {embeddings_dir} is a file; give a folder")
+    chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
+    index_options = IndexOptions(kind=index_kind, nprobe=nprobe, hnsw_ef_search=hnsw_ef, seed=seed)
     output_path = check_output_path(output, force) if output else None
     plot_path = check_output_path(plot, force) if plot else None
     if not progress:
@@ -212,7 +282,8 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
             batch_size=batch_size, max_seq_length=max_seq_length,
             silhouette_metric=silhouette_metric, silhouette_max_samples=silhouette_max_samples,
             mteb_tasks=list(mteb_tasks), mteb_samples_per_label=mteb_samples_per_label,
-            device=device, seed=seed, progress=progress,
+            device=device, seed=seed, progress=progress, index_options=index_options,
+            embeddings_dir=embeddings_dir, chunk_size=chunk_size, force=force,
         )
         entries.append(entry)
         if plot_path is not None:
@@ -220,6 +291,9 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
 
     click.echo(f"{labelled.name} [{split}]: {len(evaluated)} texts, {labelled.num_classes} classes")
     click.echo(results_table(entries))
+    summary = index_summary(entries)
+    if summary:
+        click.echo(summary)
     if plot_path is not None:
         from evaluation.plots import plot_embedding_spaces
 
@@ -241,7 +315,9 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, batch_si
                 "skipped_rows": {s.name: s.skipped for s in labelled.splits.values()},
             },
             "options": {
-                "metrics": chosen, "k": k, "weighting": weighting, "batch_size": batch_size,
+                "metrics": chosen, "k": k, "weighting": weighting, "index": index_kind,
+                "nprobe": nprobe, "hnsw_ef": hnsw_ef, "embeddings_dir": embeddings_dir,
+                "chunk_size": chunk_size if embeddings_dir else None, "batch_size": batch_size,
                 "max_seq_length": max_seq_length, "silhouette_metric": silhouette_metric,
                 "silhouette_max_samples": silhouette_max_samples, "mteb_tasks": list(mteb_tasks),
                 "mteb_samples_per_label": mteb_samples_per_label, "text_column": text_column,

@@ -96,6 +96,7 @@ def write_json(payload: dict, path: str | os.PathLike) -> None:
 _ROWS = (
     ("kNN accuracy", ("knn", "accuracy")),
     ("kNN macro-F1", ("knn", "macro_f1")),
+    ("kNN recall vs exact", ("knn", "recall_at_k")),
     ("silhouette macro", ("silhouette", "macro")),
     ("silhouette micro", ("silhouette", "micro")),
     ("probe accuracy", ("probe", "accuracy")),
@@ -141,3 +142,35 @@ def results_table(models: list[dict]) -> str:
         cells = [title.ljust(widths[0])] + [v.rjust(w) for v, w in zip(values, widths[1:])]
         lines.append("  ".join(cells))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def index_summary(models: list[dict]) -> str:
+    """One line per model whose kNN used an approximate index: the index and its recall.
+
+    Empty when every kNN search was exact (the flat index), which needs no comment.
+
+    Args:
+        models: entries of the ``"models"`` list of an ``st-gloss eval`` report.
+
+    Examples:
+        >>> knn = {"k": 10, "index_type": "ivf", "recall_at_k": 0.9871,
+        ...        "index": {"params": {"nlist": 4000, "nprobe": 32}, "recall_queries": 1000,
+        ...                  "notes": []}}
+        >>> print(index_summary([{"model": "default", "results": {"knn": knn}}]))
+        kNN index for default: ivf (nlist=4000, nprobe=32); recall@10 against exact search 0.9871 on 1000 queries
+    """
+    lines = []
+    for entry in models:
+        knn = entry["results"].get("knn")
+        if not knn or knn.get("index_type", "flat") == "flat":
+            continue
+        info = knn.get("index", {})
+        params = ", ".join(f"{key}={value}" for key, value in info.get("params", {}).items()
+                           if key in ("nlist", "nprobe", "M", "ef_search"))
+        recall = knn.get("recall_at_k")
+        measured = ("recall not measured" if recall is None else
+                    f"recall@{knn['k']} against exact search {recall:.4f} on "
+                    f"{info.get('recall_queries')} queries")
+        lines.append(f"kNN index for {entry['model']}: {knn['index_type']} ({params}); {measured}")
+        lines += [f"  note: {note}" for note in info.get("notes", [])]
+    return "\n".join(lines)
