@@ -271,7 +271,8 @@ def iterative_solution(
     with a sparse one, and keeps $k$ copies of $F$ for the backward pass.
 
     Args:
-        transition: ``(B, B)`` transition matrix $P$, dense or a sparse COO tensor (:func:`knn_transition`).
+        transition: ``(B, B)`` transition matrix $P$, or ``(neighbors, weights)`` of a sparse graph
+            (:func:`knn_transition`).
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes that keep their label.
         labelled_targets: ``(n_l, C)`` label distributions $Y_l$ of the labelled nodes, in mask order.
         num_iterations: the maximum number of steps $k$.
@@ -289,18 +290,20 @@ def iterative_solution(
     """
     if not (isinstance(num_iterations, int) and num_iterations >= 1):
         raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
-    dtype, device = transition.dtype, transition.device
+    dtype, device = (transition[1] if isinstance(transition, tuple) else transition).dtype, labelled_mask.device
     tiny = _TINY.get(dtype, 1e-30)
     hidden = ~labelled_mask
     targets = labelled_targets.to(dtype)
-    if transition.is_sparse:
-        # Iterate on all nodes and clamp the labelled rows: one sparse product per step.
+    sparse = isinstance(transition, tuple)
+    if sparse:
+        # Iterate on all nodes and clamp the labelled rows: one neighbour sum per step.
+        neighbors, weights = transition
         clamp = torch.zeros(labelled_mask.shape[0], targets.shape[1], dtype=dtype, device=device)
         clamp = clamp.index_put((labelled_mask.nonzero().squeeze(1),), targets)
         keep = labelled_mask[:, None]
 
         def step(f: Tensor) -> Tensor:
-            return torch.where(keep, clamp, torch.sparse.mm(transition, f))
+            return torch.where(keep, clamp, _NeighbourSum.apply(weights, f, neighbors))
 
         f = clamp
     else:
@@ -317,8 +320,34 @@ def iterative_solution(
             f = f_next
             break
         f = f_next
-    f_u = f[hidden] if transition.is_sparse else f
+    f_u = f[hidden] if sparse else f
     return _as_distributions(f_u, tiny)
+
+
+class _NeighbourSum(torch.autograd.Function):
+    r"""$out_i = \sum_k P_{ik} F_{n_{ik}}$ for an $m$-neighbour graph, saving only $P$ and $F$ for backward.
+
+    Autograd of the same expression written with indexing (or ``torch.sparse.mm``) keeps an
+    $(n, m, C)$ tensor (or builds an $(n, n)$ dense gradient) at every propagation step; this
+    recomputes the gather in the backward pass instead, so memory per step is that of $F$.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: Tensor, f: Tensor, neighbors: Tensor) -> Tensor:
+        ctx.save_for_backward(weights, f, neighbors)
+        return torch.einsum("nm,nmc->nc", weights, f[neighbors])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weights, f, neighbors = ctx.saved_tensors
+        grad_weights = grad_f = None
+        if ctx.needs_input_grad[0]:
+            grad_weights = torch.einsum("nc,nmc->nm", grad, f[neighbors])
+        if ctx.needs_input_grad[1]:
+            grad_f = torch.zeros_like(f).index_add_(
+                0, neighbors.reshape(-1), (weights[:, :, None] * grad[:, None, :]).reshape(-1, f.shape[1])
+            )
+        return grad_weights, grad_f, None
 
 
 def knn_graph(
@@ -345,7 +374,7 @@ def knn_graph(
         num_neighbors: $m$, neighbours per node (clipped to $n - 1$).
         normalize: L2-normalise the rows first (the paper does).
         dtype: dtype of the logits; defaults to the solve dtype of the device.
-        chunk_size: rows per block of the neighbour search.
+        chunk_size: rows per block of the neighbour search and of the distances.
 
     Returns:
         ``(neighbors, logits)``, both ``(n, m)``: neighbour indices (nearest first) and their logits.
@@ -377,28 +406,66 @@ def knn_graph(
             rows = torch.arange(start, stop, device=x.device)
             d2[rows - start, rows] = float("inf")
             neighbors[start:stop] = d2.topk(m, dim=1, largest=False).indices
-    gathered = x[neighbors]  # (n, m, d)
-    d2 = ((x * x).sum(dim=1)[:, None] + (gathered * gathered).sum(dim=2)
-          - 2.0 * torch.einsum("nd,nmd->nm", x, gathered)).clamp_min(0.0)
+    d2 = _NeighbourDistances.apply(x, neighbors, chunk_size)
     return neighbors, -d2 / (2.0 * sigma * sigma)
 
 
-def knn_transition(neighbors: Tensor, logits: Tensor) -> Tensor:
-    r"""The row-normalised transition matrix $P = D^{-1} W$ of a :func:`knn_graph`, as a sparse COO tensor.
+class _NeighbourDistances(torch.autograd.Function):
+    r"""$\lVert x_i - x_{n_{ik}} \rVert^2$ for every node and neighbour, in row chunks, saving only $x$.
 
-    Each row is a softmax over its node's neighbour logits. Differentiable with respect to ``logits``.
+    Written with indexing, autograd would keep the ``(n, m, d)`` gathered neighbours; here memory
+    beyond the result stays at one chunk of them, in the forward and the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, neighbors: Tensor, chunk_size: int) -> Tensor:
+        ctx.save_for_backward(x, neighbors)
+        ctx.chunk_size = chunk_size
+        out = x.new_empty(neighbors.shape)
+        for start in range(0, x.shape[0], chunk_size):
+            rows = slice(start, start + chunk_size)
+            out[rows] = (x[rows, None, :] - x[neighbors[rows]]).pow(2).sum(dim=2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, neighbors = ctx.saved_tensors
+        grad_x = torch.zeros_like(x)
+        for start in range(0, x.shape[0], ctx.chunk_size):
+            rows = slice(start, start + ctx.chunk_size)
+            diff = 2.0 * grad[rows, :, None] * (x[rows, None, :] - x[neighbors[rows]])  # (chunk, m, d)
+            grad_x[rows] += diff.sum(dim=1)
+            grad_x.index_add_(0, neighbors[rows].reshape(-1), -diff.reshape(-1, x.shape[1]))
+        return grad_x, None, None
+
+
+def knn_transition(neighbors: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The row-normalised transition matrix $P = D^{-1} W$ of a :func:`knn_graph`, in neighbour form.
+
+    Each row is a softmax over its node's neighbour logits. Returns ``(neighbors, weights)``, both
+    ``(n, m)``: $P_{i, n_{ik}} = w_{ik}$, zero elsewhere. :func:`iterative_solution` takes the pair
+    as its ``transition``; :func:`dense_transition` turns it into an ``(n, n)`` matrix.
+    Differentiable with respect to ``logits``.
 
     Examples:
         >>> neighbors = torch.tensor([[1], [0]])
-        >>> knn_transition(neighbors, torch.tensor([[-1.0], [-2.0]])).to_dense()
+        >>> dense_transition(*knn_transition(neighbors, torch.tensor([[-1.0], [-2.0]])))
         tensor([[0., 1.],
                 [1., 0.]])
     """
-    n, m = neighbors.shape
-    rows = torch.arange(n, device=neighbors.device).repeat_interleave(m)
-    values = torch.softmax(logits, dim=1).reshape(-1)
-    indices = torch.stack([rows, neighbors.reshape(-1)])
-    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
+    return neighbors, torch.softmax(logits, dim=1)
+
+
+def dense_transition(neighbors: Tensor, weights: Tensor) -> Tensor:
+    """The ``(n, n)`` matrix of a transition in neighbour form (:func:`knn_transition`); differentiable.
+
+    Examples:
+        >>> dense_transition(torch.tensor([[1], [0]]), torch.tensor([[1.0], [1.0]]))
+        tensor([[0., 1.],
+                [1., 0.]])
+    """
+    n = neighbors.shape[0]
+    return weights.new_zeros(n, n).scatter(1, neighbors, weights)
 
 
 def propagate_labels(
@@ -495,15 +562,16 @@ def _propagate(
     else:
         logits = gaussian_logits(embeddings, sigma, normalize=normalize, dtype=solve_dtype)
         transition = transition_matrix(logits, normalization)
-    targets = F.one_hot(labels[labelled_mask], num_classes).to(transition.dtype)
+    dtype = (transition[1] if isinstance(transition, tuple) else transition).dtype
+    targets = F.one_hot(labels[labelled_mask], num_classes).to(dtype)
     if propagation == "auto":
         if num_hidden is None:
             num_hidden = int((~labelled_mask).sum())
         propagation = resolve_propagation("auto", num_hidden)
     if propagation == "iterative":
         return iterative_solution(transition, labelled_mask, targets, num_iterations, tol)
-    if transition.is_sparse:
-        transition = transition.to_dense()
+    if isinstance(transition, tuple):
+        transition = dense_transition(*transition)
     return harmonic_solution(transition, labelled_mask, targets)
 
 

@@ -170,3 +170,14 @@ def test_float32_solve_is_close_to_float64(propagation):
     torch.testing.assert_close(single.double(), exact, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="solve_dtype must be"):
         F.propagate_labels(xt, yt, mask, 0.5, 3, solve_dtype=torch.float16)
+
+
+def test_knn_gradients_do_not_depend_on_the_chunk_size():
+    x0 = torch.randn(40, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for chunk_size in (3, 4096):
+        x = x0.clone().requires_grad_()
+        neighbors, logits = F.knn_graph(x, 0.5, 6, chunk_size=chunk_size)
+        (logits * torch.linspace(0, 1, logits.numel(), dtype=torch.float64).reshape(logits.shape)).sum().backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1])
