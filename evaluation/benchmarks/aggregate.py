@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.benchmarks.profiles import ALL_LOSSES, PROFILES
+from evaluation.benchmarks.profiles import ALL_LOSSES, PROFILES, ZERO_SHOT
 from evaluation.data import BENCHMARK_DATASETS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -119,7 +119,10 @@ def metric_table(results: list[dict[str, Any]], metric: Metric) -> str:
     columns = _order({column for _, column in cells}, BENCHMARK_DATASETS)
     best: dict[str, float] = {}
     for column in columns:
-        means = [statistics.fmean(cells[(row, column)]) for row in rows if (row, column) in cells]
+        # The untrained model is a reference, not a contender (its "epochs to best" is 0).
+        present = [row for row in rows if (row, column) in cells]
+        contenders = [row for row in present if row != ZERO_SHOT] or present
+        means = [statistics.fmean(cells[(row, column)]) for row in contenders]
         best[column] = max(means) if metric.higher_is_better else min(means)
     lines = ["| loss | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for row in rows:
@@ -130,7 +133,8 @@ def metric_table(results: list[dict[str, Any]], metric: Metric) -> str:
                 shown.append("–")
                 continue
             text = _format(values, metric.digits)
-            shown.append(f"**{text}**" if round(statistics.fmean(values), 12) == round(best[column], 12) else text)
+            is_best = round(statistics.fmean(values), 12) == round(best[column], 12)
+            shown.append(f"**{text}**" if is_best and (row != ZERO_SHOT or len(rows) == 1) else text)
         lines.append(f"| {row} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 

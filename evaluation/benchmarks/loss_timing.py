@@ -164,9 +164,8 @@ def main() -> None:
     for dtype in (torch.float32, torch.float64):
         for batch_size, (fwd, fwd_bwd) in loss_only_times(loss_sizes, args.repeats * 4, dtype).items():
             share = f"{100 * fwd_bwd / ce_step[batch_size]:.2f}%" if batch_size in ce_step else ""
-            lines.append(
-                f"| {batch_size} | {str(dtype).removeprefix('torch.')} | {1e3 * fwd:.2f} | {1e3 * fwd_bwd:.2f} | {share} |"
-            )
+            name = str(dtype).removeprefix("torch.")
+            lines.append(f"| {batch_size} | {name} | {1e3 * fwd:.2f} | {1e3 * fwd_bwd:.2f} | {share} |")
             print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
     print()
