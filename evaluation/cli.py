@@ -174,9 +174,10 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
 @click.option("--index", "index_kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
               default="auto", show_default=True,
               help="kNN search: exact (flat), or approximate FAISS IVF or HNSW with its recall "
-                   "against exact search reported; auto is flat up to 100000 index texts, IVF above.")
-@click.option("--nprobe", type=click.IntRange(min=1), default=32, show_default=True,
-              help="IVF lists searched per query (more: higher recall, slower).")
+                   "against exact search reported; auto is flat unless the index has over 100000 "
+                   "texts and the search over 10^10 query-text pairs, HNSW then.")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None,
+              help="IVF lists searched per query (more: higher recall, slower) [default: 64].")
 @click.option("--hnsw-ef", type=click.IntRange(min=1), default=128, show_default=True,
               help="HNSW candidates searched per query, efSearch (more: higher recall, slower).")
 @click.option("--embeddings-dir", type=click.Path(file_okay=False),

@@ -6,17 +6,29 @@ cosine similarity, and every index stores the full vectors (``IndexFlatIP``, ``I
 returns are exact. Vectors are added in chunks, so an index can be built from a memory-mapped
 ``.npy`` file (see :func:`evaluation.encode.encode_to_file`) without a second copy in memory.
 
-``"auto"`` searches exactly up to :data:`AUTO_FLAT_MAX_VECTORS` index vectors and uses IVF
-above. IVF rather than HNSW because (measured in ``evaluation/results/knn_index_recall.md``):
+``"auto"`` searches exactly unless the index holds more than :data:`AUTO_FLAT_MAX_VECTORS`
+vectors *and* the exact search would score more than :data:`AUTO_FLAT_MAX_PAIRS` (query,
+vector) pairs; then it uses HNSW. Measured in ``evaluation/results/knn_index_recall.md``
+(synthetic clustered vectors of 384 dims, 2 busy CPU cores):
 
-- it is reproducible: the k-means training sample and faiss's k-means are seeded, and adding
-  and searching are deterministic whatever the number of threads; faiss 1.15 builds an HNSW
-  graph with all threads and locks, so the graph may depend on thread timing;
-- it builds several times faster than HNSW on few cores;
-- it needs no memory beyond the vectors, where HNSW keeps ``2 * M`` links per vector.
+- Building an index costs more than thousands of exact queries (at 200k vectors HNSW takes
+  113 s and IVF 31 s to build, where 1000 exact queries take 5.8 s), so a large index searched
+  by a test split of a few thousand texts is searched exactly: exact, and faster. Approximate
+  search pays when there are many queries, e.g. leave-one-out over a million texts.
+- HNSW rather than IVF, because at equal recall its queries are about twice as fast (at 200k:
+  recall 0.988 in 1.4 s against IVF's 0.990 in 2.9 s, or 0.967 in 0.8 s against 0.971 in
+  1.6 s), and because its recall depends much less on how clustered the vectors are (0.999
+  from tight to diffuse clusters, where IVF at its default ``nprobe`` falls from 1.0 to 0.91),
+  so a fine-tuned, tightly clustered model and a diffuse baseline are compared at about the
+  same recall.
+- The price: HNSW builds 3-4 times slower than IVF, keeps ``2 * M`` links of 4 bytes per
+  vector (256 bytes at ``M=32``, a sixth more than a 384-dim float32 vector), and faiss 1.15
+  builds its graph with all threads under locks, so it does not promise the same graph on
+  every run (all our repeated builds gave identical graphs); IVF is bit-for-bit reproducible
+  given the seed. Use ``"ivf"`` when that matters.
 
-Its weak side is that its recall depends on how clustered the vectors are, which is why the
-recall against exact search is measured on a sample of queries and reported with every result.
+For IVF and HNSW, the recall against exact search is measured on a seeded sample of queries
+and reported with the result.
 """
 
 from __future__ import annotations
@@ -35,12 +47,25 @@ IndexType = Literal["auto", "flat", "ivf", "hnsw"]
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 
 AUTO_FLAT_MAX_VECTORS = 100_000
-"""``index="auto"`` searches exactly (``IndexFlatIP``) up to this many index vectors, with IVF above.
+"""``index="auto"`` always searches exactly (``IndexFlatIP``) up to this many index vectors.
 
-Below it an exact search is cheap (1000 queries against 100k vectors of 384 dims take about 2 s
-on 2 CPU cores), and building an IVF index (about 12 s at 100k) only pays back beyond several
-thousand queries.
+1000 queries against 100k vectors of 384 dims take about 3 s on 2 busy CPU cores, so even
+leave-one-out over 100k texts stays within minutes, and no result below this size is
+approximate unless asked for.
 """
+
+AUTO_FLAT_MAX_PAIRS = 10**10
+"""Above :data:`AUTO_FLAT_MAX_VECTORS`, ``"auto"`` still searches exactly up to this many
+(query, index vector) pairs.
+
+At 384 dims on 2 busy CPU cores the exact search scores 3.4e7 pairs a second, so this is about
+5 minutes. It lies where building and searching HNSW starts to cost less than the exact
+search: from about 5e9 pairs at 200k index vectors (measured) to about 2e10 at a million
+(estimated from the build time growing with ``n``).
+"""
+
+DEFAULT_NPROBE = 64
+"""IVF lists searched per query unless ``nprobe`` is given."""
 
 IVF_TRAIN_POINTS_PER_LIST = 50
 """IVF k-means is trained on a seeded sample of this many vectors per list (faiss asks for >= 39)."""
@@ -69,11 +94,13 @@ class IndexOptions:
     """Which FAISS index kNN search uses, and its parameters.
 
     Attributes:
-        kind: ``"flat"`` (exact), ``"ivf"``, ``"hnsw"`` or ``"auto"`` (flat up to
-            :data:`AUTO_FLAT_MAX_VECTORS` index vectors, IVF above).
+        kind: ``"flat"`` (exact), ``"ivf"``, ``"hnsw"`` or ``"auto"`` (flat unless both the
+            index and the search are large, HNSW then; see :func:`resolve_kind`).
         nlist: IVF lists (k-means centroids). Default: ``4 * sqrt(n)``, at most ``n / 39`` so
             that every list has enough training vectors.
-        nprobe: IVF lists searched per query; more lists, higher recall and slower search.
+        nprobe: IVF lists searched per query (default :data:`DEFAULT_NPROBE`, at most
+            ``nlist``); more lists, higher recall and slower search. The same ``nprobe`` is a
+            smaller share of a larger index, so the recall falls as the index grows.
         hnsw_m: HNSW links per vector (``M``).
         hnsw_ef_construction: HNSW candidate list size while building (``efConstruction``).
         hnsw_ef_search: HNSW candidate list size while searching (``efSearch``; at least
@@ -97,7 +124,7 @@ class IndexOptions:
 
     kind: IndexType = "auto"
     nlist: int | None = None
-    nprobe: int = 32
+    nprobe: int | None = None
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 128
@@ -108,11 +135,11 @@ class IndexOptions:
     def __post_init__(self):
         if self.kind not in INDEX_TYPES:
             raise InputError(f"unknown index {self.kind!r}; choose one of {', '.join(INDEX_TYPES)}")
-        positive = {"nprobe": self.nprobe, "hnsw_m": self.hnsw_m,
-                    "hnsw_ef_construction": self.hnsw_ef_construction,
+        positive = {"hnsw_m": self.hnsw_m, "hnsw_ef_construction": self.hnsw_ef_construction,
                     "hnsw_ef_search": self.hnsw_ef_search, "add_chunk_size": self.add_chunk_size}
-        if self.nlist is not None:
-            positive["nlist"] = self.nlist
+        for name in ("nlist", "nprobe"):
+            if getattr(self, name) is not None:
+                positive[name] = getattr(self, name)
         for name, value in positive.items():
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -127,16 +154,26 @@ class IndexOptions:
         return value if isinstance(value, IndexOptions) else cls(kind=value)
 
 
-def resolve_kind(kind: str, n_vectors: int) -> str:
-    """The index ``kind`` stands for with ``n_vectors`` index vectors (``"auto"`` picks by size).
+def resolve_kind(kind: str, n_vectors: int, n_queries: int | None = None) -> str:
+    """The index ``kind`` stands for with ``n_vectors`` index vectors and ``n_queries`` queries.
+
+    ``"auto"`` is ``"flat"`` up to :data:`AUTO_FLAT_MAX_VECTORS` index vectors, and above as
+    long as ``n_vectors * n_queries`` is at most :data:`AUTO_FLAT_MAX_PAIRS`; ``"hnsw"``
+    otherwise. ``n_queries=None`` means "many" (only the index size decides).
 
     Examples:
-        >>> resolve_kind("auto", 5_000), resolve_kind("auto", 2_000_000), resolve_kind("hnsw", 10)
-        ('flat', 'ivf', 'hnsw')
+        >>> resolve_kind("auto", 5_000, 5_000), resolve_kind("hnsw", 10, 10)
+        ('flat', 'hnsw')
+        >>> resolve_kind("auto", 1_000_000, 7_000), resolve_kind("auto", 1_000_000, 1_000_000)
+        ('flat', 'hnsw')
     """
-    if kind == "auto":
-        return "flat" if n_vectors <= AUTO_FLAT_MAX_VECTORS else "ivf"
-    return kind
+    if kind != "auto":
+        return kind
+    if n_vectors <= AUTO_FLAT_MAX_VECTORS:
+        return "flat"
+    if n_queries is not None and n_vectors * n_queries <= AUTO_FLAT_MAX_PAIRS:
+        return "flat"
+    return "hnsw"
 
 
 def default_nlist(n_vectors: int) -> int:
@@ -195,7 +232,7 @@ def _add_in_chunks(index, vectors, prepare: Prepare, chunk_size: int) -> None:
         index.add(prepare(vectors[start:start + chunk_size]))
 
 
-def build_index(vectors, options: str | IndexOptions = "auto", *,
+def build_index(vectors, options: str | IndexOptions = "auto", *, n_queries: int | None = None,
                 prepare: Prepare = as_float32) -> BuiltIndex:
     """Build the FAISS index chosen by ``options`` over ``vectors``, adding them chunk by chunk.
 
@@ -203,6 +240,7 @@ def build_index(vectors, options: str | IndexOptions = "auto", *,
         vectors: ``(n, dim)`` numpy array or ``numpy.memmap`` of index vectors.
         options: an :class:`IndexOptions`, or just the kind (``"auto"``, ``"flat"``, ``"ivf"``,
             ``"hnsw"``).
+        n_queries: how many queries will be searched, for ``"auto"`` (:func:`resolve_kind`).
         prepare: applied to every chunk of rows before it is added (and to the IVF training
             sample); it must return L2-normalised float32 rows. The default only casts, for
             vectors that are normalised already; :mod:`evaluation.knn` passes
@@ -218,9 +256,9 @@ def build_index(vectors, options: str | IndexOptions = "auto", *,
         >>> rng = np.random.default_rng(0)
         >>> x = rng.normal(size=(2000, 16)).astype("float32")
         >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
-        >>> built = build_index(x, IndexOptions("ivf", nprobe=4))
+        >>> built = build_index(x, IndexOptions("ivf", nprobe=8))
         >>> built.kind, built.params["nlist"], built.params["nprobe"], built.index.ntotal
-        ('ivf', 51, 4, 2000)
+        ('ivf', 51, 8, 2000)
     """
     import faiss
 
@@ -228,7 +266,7 @@ def build_index(vectors, options: str | IndexOptions = "auto", *,
     n, dim = vectors.shape
     if n < 1:
         raise InputError("the index has no vectors; give at least one labelled text")
-    kind = resolve_kind(options.kind, n)
+    kind = resolve_kind(options.kind, n, n_queries)
     notes: list[str] = []
     params: dict = {}
     start = time.perf_counter()
@@ -251,8 +289,8 @@ def build_index(vectors, options: str | IndexOptions = "auto", *,
         index.cp.min_points_per_centroid = 1  # the note above replaces faiss's stderr warning
         index.cp.max_points_per_centroid = max(train_size, 1)  # we sampled; faiss must not again
         index.train(prepare(vectors[rows]))
-        nprobe = min(options.nprobe, nlist)
-        if nprobe < options.nprobe:
+        nprobe = min(options.nprobe or DEFAULT_NPROBE, nlist)
+        if options.nprobe and nprobe < options.nprobe:
             notes.append(f"nprobe={options.nprobe} lowered to nlist={nlist} (every list is searched)")
         index.nprobe = nprobe
         params = {"nlist": int(nlist), "nprobe": int(nprobe), "train_size": int(train_size),

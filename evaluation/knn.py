@@ -1,9 +1,10 @@
 """k-nearest-neighbour classification of embeddings with FAISS.
 
 Vectors are cast to float32 and L2-normalised, so the inner product is the cosine similarity.
-The search is exact (``faiss.IndexFlatIP``) up to 100k index vectors and approximate (IVF or
-HNSW, see :mod:`evaluation.index`) when asked or above that size; an approximate search reports
-its recall against exact search. Index vectors are normalised and added in chunks and queries
+The search is exact (``faiss.IndexFlatIP``) unless asked otherwise or unless both the index
+(over 100k vectors) and the search (over 10^10 query-vector pairs) are large; then it is
+approximate (HNSW by default, or IVF; see :mod:`evaluation.index`) and reports its recall
+against exact search. Index vectors are normalised and added in chunks and queries
 are searched in chunks, so memory stays bounded by the index itself plus
 ``chunk_size * (k + number of classes)``; the embeddings may be a memory-mapped ``.npy`` file.
 """
@@ -240,9 +241,10 @@ def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_o
                       index: IndexType | IndexOptions = "auto") -> Neighbours:
     """The ``k`` most cosine-similar index vectors of every query, with the index's recall.
 
-    The index is chosen by ``index`` (see :class:`evaluation.index.IndexOptions`): exact
-    ``IndexFlatIP`` up to :data:`evaluation.index.AUTO_FLAT_MAX_VECTORS` index vectors with
-    ``"auto"``, IVF above; ``"flat"``, ``"ivf"`` or ``"hnsw"`` force one. For IVF and HNSW the
+    The index is chosen by ``index`` (see :class:`evaluation.index.IndexOptions`): with
+    ``"auto"``, exact ``IndexFlatIP`` unless the index has over 100k vectors and the search
+    over 10^10 (query, vector) pairs, HNSW then (:func:`evaluation.index.resolve_kind`);
+    ``"flat"``, ``"ivf"`` or ``"hnsw"`` force one. For IVF and HNSW the
     recall@k against exact search is measured on ``recall_queries`` queries drawn with
     ``seed`` (an exact search of those queries only), and a recall below 0.95 warns. Queries
     for which an approximate index returns fewer than ``k`` neighbours are searched exactly.
@@ -279,7 +281,7 @@ def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_o
                          f"choose 1 <= k <= {available}")
     if chunk_size < 1:
         raise InputError(f"chunk_size must be positive, got {chunk_size}")
-    built = build_index(index_rows, options, prepare=normalize_embeddings)
+    built = build_index(index_rows, options, n_queries=len(query_rows), prepare=normalize_embeddings)
     search_k = k + 1 if leave_one_out else k
     n = len(query_rows)
     indices = np.empty((n, k), dtype=np.int64)
@@ -391,13 +393,14 @@ def knn_classify(
 ) -> KNNResult:
     """Classify each query by the labels of its ``k`` most cosine-similar index vectors.
 
-    The index is a ``faiss.IndexFlatIP`` over L2-normalised float32 vectors (exact search) up
-    to 100k index vectors; above, or when ``index`` asks for it, an IVF or HNSW index whose
-    recall against exact search is measured on a sample of queries and stored in the result
-    (see :func:`search_neighbours`). With ``weighting="majority"`` each neighbour has one
-    vote; with ``"similarity"`` its vote is its cosine similarity. Ties go to the tied class
-    with the nearest neighbour. With ``leave_one_out=True`` the queries are the index itself
-    and each query's own row is excluded from its neighbours.
+    The index is a ``faiss.IndexFlatIP`` over L2-normalised float32 vectors (exact search),
+    unless ``index`` asks for IVF or HNSW or ``"auto"`` finds the search too large for exact
+    search; the recall of an approximate index against exact search is measured on a sample
+    of queries and stored in the result (see :func:`search_neighbours`). With
+    ``weighting="majority"`` each neighbour has one vote; with ``"similarity"`` its vote is its
+    cosine similarity. Ties go to the tied class with the nearest neighbour. With
+    ``leave_one_out=True`` the queries are the index itself and each query's own row is
+    excluded from its neighbours.
 
     Args:
         index_embeddings: ``(n_index, dim)`` embeddings of the labelled set (e.g. train).

@@ -129,16 +129,21 @@ def test_recall_counts_exact_duplicates_as_found():
     assert recall_at_k(missing, exact) == pytest.approx(2 / 3)
 
 
-def test_auto_picks_flat_below_the_threshold_and_ivf_above(monkeypatch):
+def test_auto_is_exact_unless_the_index_and_the_search_are_both_large(monkeypatch):
     monkeypatch.setattr(index_module, "AUTO_FLAT_MAX_VECTORS", 500)
-    x, labels = _clustered(900, seed=9)
-    small = knn_classify(x[:500], labels[:500], x[500:], labels[500:], k=5)
-    assert small.index_type == "flat" and small.recall_at_k is None
-    large = knn_classify(x[:501], labels[:501], x[501:], labels[501:], k=5)
-    assert large.index_type == "ivf" and 0.0 < large.recall_at_k <= 1.0
-    assert large.index_info["requested"] == "auto"
-    assert large.index_info["params"]["nlist"] == default_nlist(501) == 12
-    assert resolve_kind("auto", 500) == "flat" and resolve_kind("auto", 501) == "ivf"
+    monkeypatch.setattr(index_module, "AUTO_FLAT_MAX_PAIRS", 501 * 100)
+    x, labels = _clustered(1200, seed=9)
+    small_index = knn_classify(x[:500], labels[:500], x[500:], labels[500:], k=5)
+    assert small_index.index_type == "flat" and small_index.recall_at_k is None
+    few_queries = knn_classify(x[:501], labels[:501], x[501:601], labels[501:601], k=5)
+    assert few_queries.index_type == "flat" and few_queries.recall_at_k is None
+    many_queries = knn_classify(x[:501], labels[:501], x[501:602], labels[501:602], k=5)
+    assert many_queries.index_type == "hnsw" and 0.9 <= many_queries.recall_at_k <= 1.0
+    assert many_queries.index_info["requested"] == "auto"
+    leave_one_out = knn_classify(x[:600], labels[:600], x[:600], labels[:600], k=5, leave_one_out=True)
+    assert leave_one_out.index_type == "hnsw"
+    assert resolve_kind("auto", 500, 10**9) == "flat" and resolve_kind("auto", 501, None) == "hnsw"
+    assert default_nlist(501) == 12
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
