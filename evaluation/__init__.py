@@ -6,8 +6,9 @@ the ``st-gloss eval`` command.
 """
 
 from evaluation.data import LabelledData, Split, load_labelled_data
-from evaluation.encode import encode_texts
+from evaluation.encode import encode_texts, encode_to_file
 from evaluation.errors import InputError
+from evaluation.index import IndexOptions
 from evaluation.knn import KNNResult, knn_classify
 from evaluation.models import DEFAULT_MODEL, default_model_path, load_model
 from evaluation.probe import ProbeResult, linear_probe
@@ -38,6 +39,8 @@ __all__ = [
     "Split",
     "load_labelled_data",
     "encode_texts",
+    "encode_to_file",
+    "IndexOptions",
     "KNNResult",
     "knn_classify",
     "SilhouetteResult",

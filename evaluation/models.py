@@ -37,10 +37,10 @@ def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
     """Turn ``None``/``"default"`` into the bundled model's folder; check that local paths exist.
 
     Examples:
-        >>> resolve_model_name("./no/such/model")
+        >>> resolve_model_name("./no/such/model")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        evaluation.errors.InputError: model path ./no/such/model does not exist; give a folder saved with SentenceTransformer.save() or a model name
+        evaluation.errors.InputError: model path ./no/such/model does not exist; give a folder saved with ...
     """
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
         return default_model_path()
