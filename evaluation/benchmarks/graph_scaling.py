@@ -17,7 +17,9 @@ effect on test accuracy and on the training time per epoch, with the same budget
 Run from the repository root::
 
     python -m evaluation.benchmarks.graph_scaling --output evaluation/results/graph_scaling.md
-    python -m evaluation.benchmarks.graph_scaling --device cuda --sizes 128,1024,4096,16384 --skip-memory-training
+    python -m evaluation.benchmarks.graph_scaling --parts memory-training --memory-seeds 0,1 \
+        --output evaluation/results/memory_queue.md
+    python -m evaluation.benchmarks.graph_scaling --device cuda --sizes 128,1024,4096,16384 --parts scaling,memory-time
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from pathlib import Path
 import torch
 
 SOLVERS = ("closed_form", "iterative", "knn-iterative")
+MEMORY_RESULTS = Path(__file__).resolve().parents[1] / "results" / "memory_queue"
+"""Result files of part 3 (runner jobs), apart from the benchmark's so that its tables keep one seed per cell."""
 DEFAULT_SIZES = "128,256,512,1024,2048,4096,8192"
 CLASSES = 8
 DIM = 384
@@ -156,13 +160,13 @@ def memory_queue_times(device: str, repeats: int, steps=(0, 2, 4, 8, 16), batch:
 def memory_training(dataset: str, seeds: list[int], data_root: str, echo=print) -> list[dict]:
     """The runner's ``gloss`` and ``gloss+memory`` jobs on ``dataset`` (cpu profile), run if missing."""
     from evaluation.benchmarks.profiles import PROFILES
-    from evaluation.benchmarks.runner import RESULTS, WORK, plan, run_job
+    from evaluation.benchmarks.runner import WORK, plan, run_job
 
     profile = PROFILES["cpu"]
     results = []
     for job in plan(profile, [dataset], ["gloss", "gloss+memory"], seeds):
         echo(f"  job {job.key}")
-        results.append(run_job(job, profile, RESULTS / profile.name, WORK / profile.name,
+        results.append(run_job(job, profile, MEMORY_RESULTS / profile.name, WORK / "memory_queue" / profile.name,
                                data_root=data_root, echo=lambda line: None))
     return results
 
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-seeds", default="0", help="seeds of part 3, comma-separated")
     parser.add_argument("--data-root", default="../shared/data", help="folder of the benchmark datasets")
     parser.add_argument("--skip-memory-training", action="store_true", help="leave out part 3")
+    parser.add_argument("--parts", default="scaling,memory-time,memory-training",
+                        help="which parts to run: scaling (1), memory-time (2), memory-training (3)")
     parser.add_argument("--output", type=Path, default=None, help="also write the report (markdown) here")
     parser.add_argument("--child", nargs=3, metavar=("N", "SOLVER", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -194,13 +200,37 @@ def main(argv: list[str] | None = None) -> int:
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else (
         platform.processor() or platform.machine())
-    memory_kind = "peak CUDA memory allocated" if args.device.startswith("cuda") else "peak resident memory added"
     command = "python -m evaluation.benchmarks.graph_scaling " + " ".join(argv if argv is not None else sys.argv[1:])
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = parts - {"scaling", "memory-time", "memory-training"}
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from scaling, memory-time, memory-training")
+    if args.skip_memory_training:
+        parts.discard("memory-training")
     lines = [
         "# G-Loss at scale: graph size, solver and dtype",
         "",
         f"Device: {args.device} ({device_name}), {torch.get_num_threads()} torch threads, torch {torch.__version__}. "
         f"Command: `{command.strip()}`.",
+    ]
+    print("\n".join(lines), flush=True)
+    if "scaling" in parts:
+        lines += scaling_table(args)
+    if "memory-time" in parts:
+        lines += memory_time_table(args)
+    if "memory-training" in parts:
+        lines += memory_training_table(args)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"written to {args.output}")
+    return 0
+
+
+def scaling_table(args) -> list[str]:
+    """Part 1: one row per (size, dtype, solver), each measured in a fresh process."""
+    memory_kind = "peak CUDA memory allocated" if args.device.startswith("cuda") else "peak resident memory added"
+    lines = [
         "",
         f"## Loss forward + backward against graph size ({DIM}-d, {CLASSES} classes, labelled fraction "
         f"{LABELLED_FRACTION})",
@@ -216,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     solvers = [s for s in args.solvers.split(",") if s]
     dtypes = [d for d in args.dtypes.split(",") if d]
     for n in sizes:
-        hidden = n - int(round(LABELLED_FRACTION * n / CLASSES)) * CLASSES
+        hidden = n - int(round(LABELLED_FRACTION * n / CLASSES)) * CLASSES  # each class keeps round(0.7 n_c)
         for dtype in dtypes:
             closed_seconds = None
             for solver in solvers:
@@ -232,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
                            f"{_mib(r['peak_bytes'])} | {gap} | {'yes' if r['finite'] else 'NO'} |")
                 lines.append(row)
                 print(row, flush=True)
+    return lines
 
+
+def memory_time_table(args) -> list[str]:
+    """Part 2: the loss's time at a training batch with memories of 0 to 16 batches."""
     part2 = ["", "## Cross-batch memory: loss time at batch 32", "",
              "| memory (batches) | graph nodes | ms (fwd + bwd) | ratio to no memory |", "|---:|---:|---:|---:|"]
     print("\n".join(part2), flush=True)
@@ -240,45 +274,43 @@ def main(argv: list[str] | None = None) -> int:
     for m, nodes, seconds in rows:
         part2.append(f"| {m} | {nodes} | {1e3 * seconds:.2f} | {seconds / rows[0][2]:.2f} |")
         print(part2[-1], flush=True)
-    lines += part2
+    return part2
 
-    if not args.skip_memory_training:
-        seeds = [int(s) for s in args.memory_seeds.split(",") if s]
-        part3 = ["", f"## Cross-batch memory in training: {args.memory_dataset}, cpu profile, same budget", "",
-                 "`gloss+memory` is `gloss` with the last 4 batches (128 embeddings) added to each graph as labelled "
-                 "nodes. Jobs are the benchmark runner's (`evaluation/results/benchmark/cpu/`).", "",
-                 "| loss | seed | test kNN acc | test macro-F1 | macro silhouette | best epoch | s/epoch |",
-                 "|---|---:|---:|---:|---:|---:|---:|"]
-        print("\n".join(part3), flush=True)
-        results = memory_training(args.memory_dataset, seeds, args.data_root)
-        for r in results:
-            test = r["test"]
-            part3.append(
-                f"| {r['job']['loss']} | {r['job']['seed']} | {test['knn_accuracy']:.4f} | {test['knn_macro_f1']:.4f} "
-                f"| {test['silhouette_macro']:.4f} | {r.get('best_epoch', '')} | {r.get('seconds_per_epoch', 0):.1f} |"
-            )
-            print(part3[-1], flush=True)
-        by_loss: dict[str, list[dict]] = {}
-        for r in results:
-            by_loss.setdefault(r["job"]["loss"], []).append(r)
-        if {"gloss", "gloss+memory"} <= set(by_loss):
-            def mean(loss, key, inner="test"):
-                values = [(r[inner][key] if inner else r[key]) for r in by_loss[loss]]
-                return statistics.fmean(v for v in values if v is not None)
 
-            acc = mean("gloss+memory", "knn_accuracy") - mean("gloss", "knn_accuracy")
-            speed = mean("gloss+memory", "seconds_per_epoch", None) / mean("gloss", "seconds_per_epoch", None)
-            part3 += ["", f"Mean over seeds: memory minus no memory, test kNN accuracy {acc:+.4f}; "
-                      f"time per epoch ratio {speed:.2f} (shared 2-core machine: timings are noisy)."]
-            print(part3[-1], flush=True)
-        lines += part3
+def memory_training_table(args) -> list[str]:
+    """Part 3: the runner's gloss and gloss+memory jobs on one dataset, side by side."""
+    seeds = [int(s) for s in args.memory_seeds.split(",") if s]
+    part3 = ["", f"## Cross-batch memory in training: {args.memory_dataset}, cpu profile, same budget", "",
+             "`gloss+memory` is `gloss` with the last 4 batches (128 embeddings) added to each graph as labelled "
+             "nodes. Jobs are run by the benchmark runner (results in `evaluation/results/memory_queue/cpu/`); a job "
+             "whose result file exists is read, not run again, so its time per epoch is that of its own run.", "",
+             "| loss | seed | test kNN acc | test macro-F1 | macro silhouette | best epoch | s/epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    print("\n".join(part3), flush=True)
+    results = memory_training(args.memory_dataset, seeds, args.data_root)
+    for r in results:
+        test = r["test"]
+        part3.append(
+            f"| {r['job']['loss']} | {r['job']['seed']} | {test['knn_accuracy']:.4f} | {test['knn_macro_f1']:.4f} "
+            f"| {test['silhouette_macro']:.4f} | {r.get('best_epoch', '')} | {r.get('seconds_per_epoch', 0):.1f} |"
+        )
+        print(part3[-1], flush=True)
+    by_loss: dict[str, list[dict]] = {}
+    for r in results:
+        by_loss.setdefault(r["job"]["loss"], []).append(r)
+    if {"gloss", "gloss+memory"} <= set(by_loss):
+        def mean(loss, key, inner="test"):
+            values = [(r[inner][key] if inner else r[key]) for r in by_loss[loss]]
+            return statistics.fmean(v for v in values if v is not None)
 
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"written to {args.output}")
-    return 0
-
+        difference = {key: mean("gloss+memory", key) - mean("gloss", key)
+                      for key in ("knn_accuracy", "knn_macro_f1", "silhouette_macro")}
+        speed = mean("gloss+memory", "seconds_per_epoch", None) / mean("gloss", "seconds_per_epoch", None)
+        part3 += ["", f"Mean over seeds {seeds}, memory minus no memory: test kNN accuracy "
+                  f"{difference['knn_accuracy']:+.4f}, macro-F1 {difference['knn_macro_f1']:+.4f}, macro silhouette "
+                  f"{difference['silhouette_macro']:+.4f}; time per epoch ratio {speed:.2f}."]
+        print(part3[-1], flush=True)
+    return part3
 
 if __name__ == "__main__":
     raise SystemExit(main())
