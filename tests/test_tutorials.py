@@ -86,17 +86,11 @@ def test_tutorial_6_benchmark(tutorial_env, capsys):
 
 
 def test_tutorial_7_multi_gpu_under_torchrun_on_cpu(tutorial_env):
-    import socket
+    from launch_env import environment, free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = str(TUTORIALS.parents[1])
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               str(TUTORIALS / "07_multi_gpu.py")]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), str(TUTORIALS / "07_multi_gpu.py")]
+    done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     graph = "2 processes x 8 texts per batch = one graph of 16 nodes, plus 32 labelled nodes from the memory"
     assert graph in done.stdout
