@@ -80,6 +80,40 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def table(results: list[dict[str, Any]], command: str) -> str:
+    """A markdown table of the sweep: one row per (option, value), means over seeds, in sweep order.
+
+    Examples:
+        >>> r = [{"job": {"options": {"sigma": "dicm"}, "seed": 0}, "best_val": 0.7,
+        ...       "test": {"knn_accuracy": 0.8, "knn_macro_f1": 0.75, "silhouette_macro": 0.1}}]
+        >>> print(table(r, "cmd").splitlines()[-1])
+        | sigma | dicm | 1 | 0.7000 | 0.8000 | 0.7500 | 0.1000 |
+    """
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        ((option, value),) = result["job"]["options"].items()
+        rows[(option, str(value))].append(result)
+    order: dict[tuple[str, str], int] = {}
+    for option, (_, values) in SWEEPS.items():
+        for value in values:
+            order[(option, str(value))] = len(order)
+    lines = [f"Command: `{command}`. Means over the seeds of each row; the other options stay at the profile's.", "",
+             "| option | value | seeds | val kNN acc | test kNN acc | test macro-F1 | test macro silhouette |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for key in sorted(rows, key=lambda k: (order.get(k, len(order)), k)):
+        group = rows[key]
+
+        def mean(get):
+            return statistics.fmean(get(r) for r in group)
+
+        lines.append(
+            f"| {key[0]} | {key[1]} | {len(group)} | {mean(lambda r: r['best_val']):.4f} "
+            f"| {mean(lambda r: r['test']['knn_accuracy']):.4f} | {mean(lambda r: r['test']['knn_macro_f1']):.4f} "
+            f"| {mean(lambda r: r['test']['silhouette_macro']):.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
@@ -113,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if finished:
         print(f"wrote {plot(finished, results_folder / f'sensitivity_{args.dataset}.png')}")
+        command = "PYTHONPATH=. python -m evaluation.benchmarks.sensitivity " + " ".join(
+            argv if argv is not None else sys.argv[1:])
+        report = table(finished, command)
+        (results_folder / f"sensitivity_{args.dataset}.md").write_text(report + "\n", encoding="utf-8")
+        print(report)
     return 0
 
 
