@@ -38,6 +38,7 @@ PAGES = [
     ("tutorials/model_fit/", "1. Fine-tune with model.fit", "tutorial"),
     ("api/st_gloss/", "st_gloss", "api"),
     ("concepts/", "Concepts", None),
+    ("guide/scale/", "Training at scale", "scale-guide"),
 ]
 
 
