@@ -43,7 +43,7 @@ class GraphGuidedLoss(LabelledTextLoss):
     For each batch the loss embeds the texts, L2-normalises them and builds a fully connected graph
     with Gaussian weights. It hides the labels of a random, class-stratified part of the batch and
     propagates the visible labels to the hidden nodes in closed form (the harmonic solution of
-    Zhu, Ghahramani & Lafferty, 2003). The loss is the negative log-likelihood of the hidden nodes'
+    Zhu, Ghahramani & Lafferty, 2003; iteratively past 2048 hidden nodes). The loss is the negative log-likelihood of the hidden nodes'
     true classes under the propagated distributions. Gradients flow through the whole graph, so
     every example's position matters for every other: the model learns the global class structure
     of the space rather than pairwise or triplet constraints.
