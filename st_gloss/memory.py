@@ -21,8 +21,9 @@ from torch import Tensor
 class EmbeddingMemory:
     """A first-in, first-out queue of the last ``num_steps`` batches' embeddings and labels.
 
-    Stored tensors are detached (no gradient ever reaches an old step) and kept on the device
-    they came from. When the queue is full, pushing a batch evicts the oldest one.
+    Stored embeddings are detached copies (no gradient ever reaches an old step), kept on the
+    device they came from; labels are kept on the CPU, where the loss reads them without a device
+    sync. When the queue is full, pushing a batch evicts the oldest one.
 
     Args:
         num_steps: $M$, how many past batches to keep (``0`` keeps none).
@@ -66,7 +67,7 @@ class EmbeddingMemory:
                 f"EmbeddingMemory: embedding size changed from {self._batches[0][0].shape[1]} to "
                 f"{embeddings.shape[1]}; call clear() when the model changes"
             )
-        self._batches.append((embeddings.detach().clone(), labels.detach().to(embeddings.device, torch.long).clone()))
+        self._batches.append((embeddings.detach().clone(), labels.detach().to("cpu", torch.long).clone()))
 
     def embeddings(self) -> Tensor | None:
         """All stored embeddings, oldest batch first, as one ``(num_nodes, d)`` tensor (``None`` when empty)."""
@@ -75,7 +76,7 @@ class EmbeddingMemory:
         return torch.cat([e for e, _ in self._batches])
 
     def labels(self) -> Tensor | None:
-        """The labels of :meth:`embeddings`, in the same order (``None`` when empty)."""
+        """The labels of :meth:`embeddings`, in the same order, on the CPU (``None`` when empty)."""
         if not self._batches:
             return None
         return torch.cat([y for _, y in self._batches])

@@ -43,10 +43,11 @@ class GraphGuidedLoss(LabelledTextLoss):
     For each batch the loss embeds the texts, L2-normalises them and builds a fully connected graph
     with Gaussian weights. It hides the labels of a random, class-stratified part of the batch and
     propagates the visible labels to the hidden nodes in closed form (the harmonic solution of
-    Zhu, Ghahramani & Lafferty, 2003; iteratively past 2048 hidden nodes). The loss is the negative log-likelihood of the hidden nodes'
-    true classes under the propagated distributions. Gradients flow through the whole graph, so
-    every example's position matters for every other: the model learns the global class structure
-    of the space rather than pairwise or triplet constraints.
+    Zhu, Ghahramani & Lafferty, 2003; iteratively past 2048 hidden nodes). The loss is the
+    negative log-likelihood of the hidden nodes' true classes under the propagated distributions.
+    Gradients flow through the whole graph, so every example's position matters for every other:
+    the model learns the global class structure of the space rather than pairwise or triplet
+    constraints.
 
     $$W_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big),\quad W_{ii}=0$$
 
@@ -237,7 +238,6 @@ class GraphGuidedLoss(LabelledTextLoss):
         self.num_iterations = num_iterations
         self.memory_steps = memory_steps
         self.memory = EmbeddingMemory(memory_steps)
-        self._memory_max_label = -1
         self.gather_across_devices = bool(gather_across_devices)
         self.solve_dtype = solve_dtype
         self._generator: torch.Generator | None = None
@@ -268,20 +268,20 @@ class GraphGuidedLoss(LabelledTextLoss):
         out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
 
         nodes, node_labels, node_mask = batch, batch_labels, mask.to(embeddings.device)
-        max_label = int(batch_labels_cpu.max())
+        node_labels_cpu = batch_labels_cpu
         memory_embeddings = self.memory.embeddings()
         if memory_embeddings is not None:
+            memory_labels = self.memory.labels()
             nodes = torch.cat([batch, memory_embeddings.to(batch.dtype)])
-            node_labels = torch.cat([batch_labels, self.memory.labels()])
+            node_labels = torch.cat([batch_labels, memory_labels.to(batch_labels.device)])
+            node_labels_cpu = torch.cat([batch_labels_cpu, memory_labels])
             node_mask = torch.cat([node_mask, node_mask.new_ones(memory_embeddings.shape[0])])
-            max_label = max(max_label, self._memory_max_label)
-        classes_in_graph = batch_labels_cpu.unique().numel() if memory_embeddings is None else 2
 
-        if bool(mask.all()) or classes_in_graph < 2:
+        if bool(mask.all()) or node_labels_cpu.unique().numel() < 2:
             self._warn_degenerate()
             graph = embeddings.sum().to(out_dtype) * 0.0
         else:
-            num_classes = self.num_labels or max_label + 1
+            num_classes = self.num_labels or int(node_labels_cpu.max()) + 1
             weights = self.class_weight
             if weights == "balanced":
                 weights = functional.balanced_class_weights(batch_labels, num_classes)
@@ -300,8 +300,7 @@ class GraphGuidedLoss(LabelledTextLoss):
                 solve_dtype=None if self.solve_dtype is None else getattr(torch, self.solve_dtype),
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
-            self.memory.push(batch.detach(), batch_labels)
-            self._memory_max_label = max(self._memory_max_label, int(batch_labels_cpu.max()))
+            self.memory.push(batch.detach(), batch_labels_cpu)
         return self.with_head("graph", graph, embeddings, labels)
 
     @property
