@@ -38,8 +38,18 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def _sizes(tensor: Tensor) -> list[int]:
-    """The first-dimension size of ``tensor`` on every process."""
+def batch_sizes(tensor: Tensor) -> list[int]:
+    """The first-dimension size of ``tensor`` on every process (one small all-gather).
+
+    Pass the result to :func:`gather_with_grad` and :func:`gather` when several tensors of one
+    batch are gathered, so the sizes are exchanged once.
+
+    Examples:
+        >>> batch_sizes(torch.zeros(3, 2))  # one process
+        [3]
+    """
+    if not is_distributed():
+        return [int(tensor.shape[0])]
     local = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
     sizes = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, local)
@@ -74,7 +84,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[ctx.start:ctx.stop], None, None
 
 
-def gather_with_grad(tensor: Tensor) -> Tensor:
+def gather_with_grad(tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
     r"""Concatenate ``tensor`` from every process in rank order, keeping the gradient path to the local rows.
 
     The gradient that reaches this process's ``tensor`` is the sum, over all processes, of the
@@ -83,6 +93,7 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     $N\,\partial L / \partial x_{\text{local}}$, and DDP's averaging over $N$ processes turns the
     parameter gradients into exactly $\partial L / \partial \theta$ of the global batch.
 
+    ``sizes`` (:func:`batch_sizes`) saves the exchange of batch sizes when it is known already.
     Returns ``tensor`` itself when not distributed.
 
     Examples:
@@ -92,11 +103,13 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     """
     if not is_distributed():
         return tensor
-    return _GatherWithGrad.apply(tensor, _sizes(tensor), dist.get_rank())
+    return _GatherWithGrad.apply(tensor, sizes or batch_sizes(tensor), dist.get_rank())
 
 
-def gather(tensor: Tensor) -> Tensor:
+def gather(tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
     """Concatenate ``tensor`` (labels, masks) from every process in rank order, without gradient.
+
+    ``sizes`` as in :func:`gather_with_grad`.
 
     Examples:
         >>> gather(torch.tensor([0, 1])).tolist()  # one process
@@ -104,7 +117,7 @@ def gather(tensor: Tensor) -> Tensor:
     """
     if not is_distributed():
         return tensor
-    return _gather(tensor.detach(), _sizes(tensor))
+    return _gather(tensor.detach(), sizes or batch_sizes(tensor))
 
 
 def shared_seed(seed: int, device: torch.device | str = "cpu") -> int:

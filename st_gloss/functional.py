@@ -213,8 +213,8 @@ def harmonic_solution(transition: Tensor, labelled_mask: Tensor, labelled_target
         tensor([[0.5000, 0.5000]], dtype=torch.float64)
     """
     hidden = ~labelled_mask
-    p_uu = transition[hidden][:, hidden]
-    p_ul = transition[hidden][:, labelled_mask]
+    hidden_rows = transition[hidden]
+    p_uu, p_ul = hidden_rows[:, hidden], hidden_rows[:, labelled_mask]
     n_u = p_uu.shape[0]
     damping = _DAMPING.get(transition.dtype, 1e-5)
     tiny = _TINY.get(transition.dtype, 1e-30)
@@ -290,11 +290,11 @@ def iterative_solution(
     """
     if not (isinstance(num_iterations, int) and num_iterations >= 1):
         raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
-    dtype, device = (transition[1] if isinstance(transition, tuple) else transition).dtype, labelled_mask.device
+    sparse = isinstance(transition, tuple)
+    dtype, device = (transition[1] if sparse else transition).dtype, labelled_mask.device
     tiny = _TINY.get(dtype, 1e-30)
     hidden = ~labelled_mask
     targets = labelled_targets.to(dtype)
-    sparse = isinstance(transition, tuple)
     if sparse:
         # Iterate on all nodes and clamp the labelled rows: one neighbour sum per step.
         neighbors, weights = transition
@@ -307,8 +307,8 @@ def iterative_solution(
 
         f = clamp
     else:
-        p_uu = transition[hidden][:, hidden]
-        source = transition[hidden][:, labelled_mask] @ targets
+        hidden_rows = transition[hidden]
+        p_uu, source = hidden_rows[:, hidden], hidden_rows[:, labelled_mask] @ targets
 
         def step(f: Tensor) -> Tensor:
             return torch.addmm(source, p_uu, f)
@@ -316,10 +316,10 @@ def iterative_solution(
         f = torch.zeros_like(source)
     for t in range(num_iterations):
         f_next = step(f)
-        if tol is not None and t % 10 == 9 and bool((f_next - f).abs().max() <= tol):
-            f = f_next
-            break
+        converged = tol is not None and t % 10 == 9 and bool((f_next - f).abs().max() <= tol)
         f = f_next
+        if converged:
+            break
     f_u = f[hidden] if sparse else f
     return _as_distributions(f_u, tiny)
 
@@ -562,8 +562,7 @@ def _propagate(
     else:
         logits = gaussian_logits(embeddings, sigma, normalize=normalize, dtype=solve_dtype)
         transition = transition_matrix(logits, normalization)
-    dtype = (transition[1] if isinstance(transition, tuple) else transition).dtype
-    targets = F.one_hot(labels[labelled_mask], num_classes).to(dtype)
+    targets = F.one_hot(labels[labelled_mask], num_classes).to(logits.dtype)
     if propagation == "auto":
         if num_hidden is None:
             num_hidden = int((~labelled_mask).sum())

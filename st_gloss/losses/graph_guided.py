@@ -204,8 +204,6 @@ class GraphGuidedLoss(LabelledTextLoss):
                 raise ValueError(f"{name}: unknown sigma rule {sigma!r}; use a positive number or one of {SIGMA_RULES}")
         elif not (isinstance(sigma, (int, float)) and 0.0 < float(sigma) < math.inf):
             raise ValueError(f"{name}: sigma must be a positive number or one of {SIGMA_RULES}, got {sigma!r}")
-        if normalization not in functional.NORMALIZATIONS:
-            raise ValueError(f"{name}: normalization must be one of {functional.NORMALIZATIONS}, got {normalization!r}")
         if isinstance(class_weight, str) and class_weight != "balanced":
             raise ValueError(
                 f"{name}: class_weight must be None, 'balanced' or one weight per class, got {class_weight!r}"
@@ -236,10 +234,10 @@ class GraphGuidedLoss(LabelledTextLoss):
         self.graph = graph
         self.num_neighbors = num_neighbors
         self.num_iterations = num_iterations
-        self.memory_steps = memory_steps
         self.memory = EmbeddingMemory(memory_steps)
         self.gather_across_devices = bool(gather_across_devices)
         self.solve_dtype = solve_dtype
+        self._solve_dtype = None if solve_dtype is None else getattr(torch, solve_dtype)
         self._generator: torch.Generator | None = None
         self._warned_degenerate = False
 
@@ -261,8 +259,9 @@ class GraphGuidedLoss(LabelledTextLoss):
         labels, labels_cpu = self.check_labels(embeddings, labels)
         batch, batch_labels, batch_labels_cpu = embeddings, labels, labels_cpu
         if self.gather_across_devices and distributed.is_distributed():
-            batch = distributed.gather_with_grad(embeddings)
-            batch_labels = distributed.gather(labels)
+            sizes = distributed.batch_sizes(embeddings)  # exchanged once for both gathers
+            batch = distributed.gather_with_grad(embeddings, sizes)
+            batch_labels = distributed.gather(labels, sizes)
             batch_labels_cpu = batch_labels.cpu()
         mask = stratified_labelled_mask(batch_labels_cpu, self.labelled_fraction, self._masking_generator(embeddings))
         out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
@@ -297,11 +296,16 @@ class GraphGuidedLoss(LabelledTextLoss):
                 graph=self.graph,
                 num_neighbors=self.num_neighbors,
                 num_iterations=self.num_iterations,
-                solve_dtype=None if self.solve_dtype is None else getattr(torch, self.solve_dtype),
+                solve_dtype=self._solve_dtype,
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
             self.memory.push(batch.detach(), batch_labels_cpu)
         return self.with_head("graph", graph, embeddings, labels)
+
+    @property
+    def memory_steps(self) -> int:
+        """$M$, the number of past batches the memory holds (0: the paper's per-batch graph)."""
+        return self.memory.num_steps
 
     @property
     def graph_weight(self) -> float:
