@@ -139,6 +139,61 @@ def metric_table(results: list[dict[str, Any]], metric: Metric) -> str:
     return "\n".join(lines)
 
 
+GLOSS_ROWS = ("gloss", "gloss+ce")
+"""The rows that are G-Loss; every other trained row is a baseline."""
+
+
+def head_to_head(results: list[dict[str, Any]], metric: Metric, contenders: Iterable[str] = GLOSS_ROWS) -> str:
+    """Each G-Loss row against the best baseline of each dataset, with the spread over seeds.
+
+    The baseline is the best trained row that is not G-Loss. The spread is the larger of the two
+    cells' sample standard deviations over seeds (unknown with one seed); a difference no larger
+    than it is reported as ``within spread``.
+
+    Examples:
+        >>> r = [{"job": {"dataset": "mr", "loss": l, "seed": s}, "test": {"knn_accuracy": v}}
+        ...      for l, s, v in [("gloss", 0, .8), ("gloss", 1, .9), ("ce", 0, .7), ("ce", 1, .8)]]
+        >>> print(head_to_head(r, METRICS[0], ["gloss"]))
+        | dataset | G-Loss row | value | best baseline | value | difference | seed spread | verdict |
+        |---|---|---:|---|---:|---:|---:|---|
+        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | win |
+    """
+    cells = cell_values(results, metric)
+    sign = 1.0 if metric.higher_is_better else -1.0
+    columns = _order({column for _, column in cells}, BENCHMARK_DATASETS)
+    lines = [
+        "| dataset | G-Loss row | value | best baseline | value | difference | seed spread | verdict |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for column in columns:
+        baselines = [
+            row for (row, c) in cells if c == column and row != ZERO_SHOT and row.split(" ")[0] not in GLOSS_ROWS
+        ]
+        if not baselines:
+            continue
+        best = max(baselines, key=lambda row: sign * statistics.fmean(cells[(row, column)]))
+        theirs = cells[(best, column)]
+        for contender in contenders:
+            ours = cells.get((contender, column))
+            if not ours:
+                continue
+            difference = statistics.fmean(ours) - statistics.fmean(theirs)
+            spreads = [statistics.stdev(v) for v in (ours, theirs) if len(v) > 1]
+            spread = max(spreads) if len(spreads) == 2 else None
+            outcome = "win" if sign * difference > 0 else "loss" if sign * difference < 0 else "tie"
+            if spread is None:
+                verdict, spread_text = f"{outcome} (one seed)", "–"
+            else:
+                verdict = outcome if abs(difference) > spread else "within spread"
+                spread_text = f"{spread:.{metric.digits}f}"
+            lines.append(
+                f"| {column} | {contender} | {statistics.fmean(ours):.{metric.digits}f} | {best} | "
+                f"{statistics.fmean(theirs):.{metric.digits}f} | {difference:+.{metric.digits}f} | "
+                f"{spread_text} | {verdict} |"
+            )
+    return "\n".join(lines)
+
+
 def seeds_table(results: list[dict[str, Any]]) -> str:
     """Which seeds each (loss, dataset) cell averages."""
     seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -244,6 +299,18 @@ def render(
         parts += ["Data notes: " + "; ".join(notes) + ".", ""]
     for metric in metrics:
         parts += [f"## {metric.title}", "", metric_table(results, metric), ""]
+    head = [m for m in metrics if m.key in ("test.knn_accuracy", "test.silhouette_macro")]
+    if head:
+        parts += [
+            "## G-Loss against the best baseline",
+            "",
+            "Each G-Loss row against the best trained row that is not G-Loss, per dataset. The seed "
+            "spread is the larger sample standard deviation of the two cells; a difference no larger "
+            "than it is `within spread`, and with one seed the spread is unknown.",
+            "",
+        ]
+        for metric in head:
+            parts += [f"### {metric.title}", "", head_to_head(results, metric), ""]
     parts += ["## Seeds per cell", "", seeds_table(results), ""]
     if figures:
         parts += ["## Convergence", ""]
@@ -256,8 +323,9 @@ def render(
             "",
             f"The paper's numbers ({paper.get('source', 'source not given')}) use "
             f"{paper.get('backbone', 'another backbone')}, "
-            "not MiniLM, and the full training sets: compare the order of the losses, not the values.",
+            "not MiniLM, on the full training sets: compare the order of the losses, not the values.",
             "",
+            *([paper["note"], ""] if paper.get("note") else []),
             paper_comparison(results, paper),
             "",
         ]
