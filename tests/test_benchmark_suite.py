@@ -124,12 +124,26 @@ def test_the_aggregator_reproduces_a_hand_made_table_exactly(tmp_path):
     epochs = next(m for m in aggregate.METRICS if m.key == "best_epoch")
     # The untrained model is a reference: its 0 epochs are never the "best" (bold) cell.
     assert aggregate.metric_table(results, epochs).splitlines()[2:4] == [
-        "| zero-shot | 0.0 | – |", "| gloss | **1.0 ± 0.0** | **1.0** |"]
-    # MR: +0.01 is less than the 0.0283 spread over two seeds; R8 has one seed, so no spread.
-    assert aggregate.head_to_head(results, aggregate.METRICS[0]).splitlines()[2:] == [
-        "| mr | gloss | 0.8200 | ce | 0.8100 | +0.0100 | 0.0283 | within spread |",
-        "| r8 | gloss | 0.9500 | ce | 0.9600 | -0.0100 | – | loss (one seed) |",
+        "| zero-shot | 0.0 | – |",
+        "| gloss | **1.0 ± 0.0** | **1.0** |",
     ]
+    # MR: +0.01 is less than the 0.0283 spread over two seeds; R8 has one seed and the hand-made
+    # files give no test size, so neither spread is known.
+    assert aggregate.head_to_head(results, aggregate.METRICS[0]).splitlines()[2:] == [
+        "| mr | gloss | 0.8200 | ce | 0.8100 | +0.0100 | 0.0283 | – | within noise |",
+        "| r8 | gloss | 0.9500 | ce | 0.9600 | -0.0100 | – | – | loss (one seed) |",
+    ]
+    # With 2000 test texts per job, R8's -0.01 is larger than its binomial SE
+    # sqrt(.95 * .05 / 2000 + .96 * .04 / 2000) = 0.0066: a loss even with one seed.
+    for result in results:
+        result["data"] = {"sizes": {"test": 2000}}
+    assert aggregate.head_to_head(results, aggregate.METRICS[0]).splitlines()[3] == (
+        "| r8 | gloss | 0.9500 | ce | 0.9600 | -0.0100 | – | 0.0066 | loss |"
+    )
+    # Against a named row, here the zero-shot model is not a candidate but "ce" is.
+    assert aggregate.head_to_head(results, aggregate.METRICS[0], ["gloss"], baseline="ce").splitlines()[0] == (
+        "| dataset | G-Loss row | value | ce | value | difference | seed spread | test SE | verdict |"
+    )
     output = tmp_path / "out" / "benchmark.md"
     output.parent.mkdir()
     paper = tmp_path / "paper.json"

@@ -39,12 +39,14 @@ class Metric:
         title: the table's heading.
         higher_is_better: which end is marked best.
         digits: decimals shown.
+        proportion: a share of test texts (an accuracy), whose sampling error the test size gives.
     """
 
     key: str
     title: str
     higher_is_better: bool = True
     digits: int = 4
+    proportion: bool = False
 
     def value(self, result: dict[str, Any]) -> float | None:
         node: Any = result
@@ -56,9 +58,9 @@ class Metric:
 
 
 METRICS = (
-    Metric("test.knn_accuracy", "Test kNN accuracy (k = 10)"),
+    Metric("test.knn_accuracy", "Test kNN accuracy (k = 10)", proportion=True),
     Metric("test.knn_macro_f1", "Test kNN macro-F1"),
-    Metric("test.probe_accuracy", "Test linear-probe accuracy"),
+    Metric("test.probe_accuracy", "Test linear-probe accuracy", proportion=True),
     Metric("test.probe_macro_f1", "Test linear-probe macro-F1"),
     Metric("test.silhouette_macro", "Test macro silhouette (cosine)"),
     Metric("best_epoch", "Epochs to the best validation score", higher_is_better=False, digits=1),
@@ -143,32 +145,66 @@ GLOSS_ROWS = ("gloss", "gloss+ce")
 """The rows that are G-Loss; every other trained row is a baseline."""
 
 
-def head_to_head(results: list[dict[str, Any]], metric: Metric, contenders: Iterable[str] = GLOSS_ROWS) -> str:
+def _test_sizes(results: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """``(row, dataset) -> test texts summed over seeds`` (0 where a result file does not say)."""
+    sizes: dict[tuple[str, str], int] = defaultdict(int)
+    for result in results:
+        size = result.get("data", {}).get("sizes", {}).get("test")
+        sizes[(_row_name(result), result["job"]["dataset"])] += int(size) if size else 0
+    return sizes
+
+
+def _standard_error(values: list[float], texts: int) -> float | None:
+    """Binomial standard error of a mean accuracy over ``texts`` test texts (``None`` if unknown)."""
+    if texts <= 0:
+        return None
+    p = statistics.fmean(values)
+    return (p * (1.0 - p) / texts) ** 0.5
+
+
+def head_to_head(
+    results: list[dict[str, Any]],
+    metric: Metric,
+    contenders: Iterable[str] = GLOSS_ROWS,
+    baseline: str | None = None,
+) -> str:
     """Each G-Loss row against the best baseline of each dataset, with the spread over seeds.
 
-    The baseline is the best trained row that is not G-Loss. The spread is the larger of the two
-    cells' sample standard deviations over seeds (unknown with one seed); a difference no larger
-    than it is reported as ``within spread``.
+    The baseline is ``baseline`` (a row name such as ``ce``) or, by default, the best trained row
+    that is not G-Loss. The seed spread is the larger of the
+    two cells' sample standard deviations over seeds (unknown with one seed). For an accuracy, the
+    test SE is the binomial standard error of the difference, ``sqrt(p1 q1 / n1 + p2 q2 / n2)``
+    with ``n`` the test texts over all seeds: how much the difference would move on another test
+    sample (unpaired, so cautious: both rows were measured on the same texts). A difference no
+    larger than the larger of the two is ``within noise``; with one seed and no test size the
+    verdict says ``one seed``.
 
     Examples:
         >>> r = [{"job": {"dataset": "mr", "loss": l, "seed": s}, "test": {"knn_accuracy": v}}
         ...      for l, s, v in [("gloss", 0, .8), ("gloss", 1, .9), ("ce", 0, .7), ("ce", 1, .8)]]
         >>> print(head_to_head(r, METRICS[0], ["gloss"]))
-        | dataset | G-Loss row | value | best baseline | value | difference | seed spread | verdict |
-        |---|---|---:|---|---:|---:|---:|---|
-        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | win |
+        | dataset | G-Loss row | value | best baseline | value | difference | seed spread | test SE | verdict |
+        |---|---|---:|---|---:|---:|---:|---:|---|
+        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | – | win |
+        >>> for x in r: x["data"] = {"sizes": {"test": 100}}
+        >>> print(head_to_head(r, METRICS[0], ["gloss"]).splitlines()[-1])
+        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | 0.0397 | win |
     """
     cells = cell_values(results, metric)
+    sizes = _test_sizes(results) if metric.proportion else {}
     sign = 1.0 if metric.higher_is_better else -1.0
     columns = _order({column for _, column in cells}, BENCHMARK_DATASETS)
     lines = [
-        "| dataset | G-Loss row | value | best baseline | value | difference | seed spread | verdict |",
-        "|---|---|---:|---|---:|---:|---:|---|",
+        f"| dataset | G-Loss row | value | {baseline or 'best baseline'} | value "
+        "| difference | seed spread | test SE | verdict |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for column in columns:
         baselines = [
             row for (row, c) in cells if c == column and row != ZERO_SHOT and row.split(" ")[0] not in GLOSS_ROWS
         ]
+        if baseline is not None:
+            baselines = [row for row in baselines if row == baseline]
         if not baselines:
             continue
         best = max(baselines, key=lambda row: sign * statistics.fmean(cells[(row, column)]))
@@ -180,16 +216,19 @@ def head_to_head(results: list[dict[str, Any]], metric: Metric, contenders: Iter
             difference = statistics.fmean(ours) - statistics.fmean(theirs)
             spreads = [statistics.stdev(v) for v in (ours, theirs) if len(v) > 1]
             spread = max(spreads) if len(spreads) == 2 else None
+            errors = [_standard_error(v, sizes.get((row, column), 0)) for v, row in ((ours, contender), (theirs, best))]
+            error = (errors[0] ** 2 + errors[1] ** 2) ** 0.5 if None not in errors else None
             outcome = "win" if sign * difference > 0 else "loss" if sign * difference < 0 else "tie"
-            if spread is None:
-                verdict, spread_text = f"{outcome} (one seed)", "–"
+            noise = [x for x in (spread, error) if x is not None]
+            if not noise:
+                verdict = f"{outcome} (one seed)"
             else:
-                verdict = outcome if abs(difference) > spread else "within spread"
-                spread_text = f"{spread:.{metric.digits}f}"
+                verdict = outcome if abs(difference) > max(noise) else "within noise"
+            shown = [f"{x:.{metric.digits}f}" if x is not None else "–" for x in (spread, error)]
             lines.append(
                 f"| {column} | {contender} | {statistics.fmean(ours):.{metric.digits}f} | {best} | "
                 f"{statistics.fmean(theirs):.{metric.digits}f} | {difference:+.{metric.digits}f} | "
-                f"{spread_text} | {verdict} |"
+                f"{shown[0]} | {shown[1]} | {verdict} |"
             )
     return "\n".join(lines)
 
@@ -305,12 +344,21 @@ def render(
             "## G-Loss against the best baseline",
             "",
             "Each G-Loss row against the best trained row that is not G-Loss, per dataset. The seed "
-            "spread is the larger sample standard deviation of the two cells; a difference no larger "
-            "than it is `within spread`, and with one seed the spread is unknown.",
+            "spread is the larger sample standard deviation of the two cells (unknown with one seed); "
+            "for an accuracy, the test SE is the binomial standard error of the difference given the "
+            "number of test texts. A difference no larger than the larger of the two is `within noise`.",
             "",
         ]
         for metric in head:
             parts += [f"### {metric.title}", "", head_to_head(results, metric), ""]
+        parts += [
+            "### Test kNN accuracy against cross-entropy",
+            "",
+            "The paper's main baseline: the same encoder with a linear head trained by cross-entropy.",
+            "",
+            head_to_head(results, METRICS[0], baseline="ce"),
+            "",
+        ]
     parts += ["## Seeds per cell", "", seeds_table(results), ""]
     if figures:
         parts += ["## Convergence", ""]
