@@ -257,6 +257,7 @@ def convergence_plot(results: list[dict[str, Any]], dataset: str, path: Path) ->
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     per_loss: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     metric = None
@@ -279,8 +280,15 @@ def convergence_plot(results: list[dict[str, Any]], dataset: str, path: Path) ->
             axes.axhline(ys[0], color="grey", linestyle="--", label="zero-shot")
             continue
         axes.plot(
-            [e for e, _ in points], ys, marker="o", label=loss, linewidth=2.5 if loss.startswith("gloss") else 1.2
+            [e for e, _ in points],
+            ys,
+            marker="o",
+            label=loss,
+            linewidth=2.5 if loss.startswith("gloss") else 1.2,
+            # A loss and its "+ce" variant often overlap: the variant is dotted so both show.
+            linestyle=":" if loss.endswith("+ce") else "-",
         )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel(f"validation {metric}")
     axes.set_title(f"{dataset}: validation {metric} per epoch")

@@ -100,7 +100,7 @@ CPU = Profile(
     description=(
         "bundled MiniLM, 128 tokens, batch 32, lr 5e-5, up to 3 epochs (patience 2) on a stratified "
         "256-text subset of train, validation on 128 texts, test on 600 (all stratified, seeded); one seed "
-        "of 5 datasets x 9 rows takes about 3-4 hours on 2 free cores (about 6 when they are shared)"
+        "of 5 datasets x 9 rows takes about 2.5 hours on 2 free cores (MR 10 min, R8 25, R52 and 20NG 30 each)"
     ),
     model=None,
     max_seq_length=128,
