@@ -102,15 +102,12 @@ def table(results: list[dict[str, Any]], command: str) -> str:
              "|---|---|---:|---:|---:|---:|---:|"]
     for key in sorted(rows, key=lambda k: (order.get(k, len(order)), k)):
         group = rows[key]
-
-        def mean(get):
-            return statistics.fmean(get(r) for r in group)
-
-        lines.append(
-            f"| {key[0]} | {key[1]} | {len(group)} | {mean(lambda r: r['best_val']):.4f} "
-            f"| {mean(lambda r: r['test']['knn_accuracy']):.4f} | {mean(lambda r: r['test']['knn_macro_f1']):.4f} "
-            f"| {mean(lambda r: r['test']['silhouette_macro']):.4f} |"
-        )
+        means = [
+            statistics.fmean(r["best_val"] for r in group),
+            *(statistics.fmean(r["test"][m] for r in group) for m in ("knn_accuracy", "knn_macro_f1",
+                                                                     "silhouette_macro")),
+        ]
+        lines.append(f"| {key[0]} | {key[1]} | {len(group)} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
     return "\n".join(lines)
 
 
