@@ -1,54 +1,6 @@
-"""Embedding-quality evaluation for any SentenceTransformer model.
+"""The st-gloss evaluation suite: benchmark runner, profiles, aggregator, sweeps and their results.
 
-Metrics (FAISS kNN classification, silhouette, linear probe, MTEB classification) work on
-plain arrays; the same metrics are available as sentence-transformers evaluators and through
-the ``st-gloss eval`` command.
+Not part of the installed package: it imports ``st_gloss`` and is never imported by it. Run its
+scripts from the repository root, e.g. ``python -m evaluation.benchmarks.runner --profile cpu --list``.
+The evaluation *library* (kNN, silhouette, probe, MTEB, evaluators) is ``st_gloss.evaluation``.
 """
-
-from evaluation.data import LabelledData, Split, load_labelled_data
-from evaluation.encode import encode_texts, encode_to_file
-from evaluation.errors import InputError
-from evaluation.index import IndexOptions
-from evaluation.knn import KNNResult, knn_classify
-from evaluation.models import DEFAULT_MODEL, default_model_path, load_model
-from evaluation.probe import ProbeResult, linear_probe
-from evaluation.silhouette import SilhouetteResult, silhouette
-
-_LAZY = {  # these import sentence-transformers or mteb, so only on first use
-    "KNNEvaluator": "evaluation.evaluators",
-    "SilhouetteEvaluator": "evaluation.evaluators",
-    "make_classification_task": "evaluation.mteb_tasks",
-    "run_mteb": "evaluation.mteb_tasks",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
-
-
-__all__ = [
-    "InputError",
-    "DEFAULT_MODEL",
-    "default_model_path",
-    "load_model",
-    "LabelledData",
-    "Split",
-    "load_labelled_data",
-    "encode_texts",
-    "encode_to_file",
-    "IndexOptions",
-    "KNNResult",
-    "knn_classify",
-    "SilhouetteResult",
-    "silhouette",
-    "ProbeResult",
-    "linear_probe",
-    "KNNEvaluator",
-    "SilhouetteEvaluator",
-    "make_classification_task",
-    "run_mteb",
-]

@@ -1,16 +1,52 @@
 """st-gloss: G-Loss (graph-guided fine-tuning) for sentence-transformers.
 
+The public names load on first use, so that ``import st_gloss`` (and the ``st-gloss`` command's
+``--help``) does not import torch or sentence-transformers before they are needed.
+
 >>> from st_gloss import GraphGuidedLoss, ClassBalancedBatchSampler
 """
 
-from st_gloss import functional
-from st_gloss.losses import GraphGuidedLoss, LinearHeadCrossEntropyLoss
-from st_gloss.samplers import ClassBalancedBatchSampler
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["GraphGuidedLoss", "LinearHeadCrossEntropyLoss", "ClassBalancedBatchSampler", "functional", "__version__"]
+_LAZY = {
+    "GraphGuidedLoss": "st_gloss.losses",
+    "LinearHeadCrossEntropyLoss": "st_gloss.losses",
+    "SupervisedContrastiveLoss": "st_gloss.losses",
+    "InBatchCosineSimilarityLoss": "st_gloss.losses",
+    "ClassBalancedBatchSampler": "st_gloss.samplers",
+    "InputError": "st_gloss.errors",
+}
+_SUBMODULES = ("functional", "evaluation")
 
-from st_gloss.losses import InBatchCosineSimilarityLoss, SupervisedContrastiveLoss  # noqa: E402
+__all__ = [*_LAZY, *_SUBMODULES, "__version__"]
 
-__all__ += ["InBatchCosineSimilarityLoss", "SupervisedContrastiveLoss"]
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from st_gloss import evaluation, functional
+    from st_gloss.errors import InputError
+    from st_gloss.losses import (
+        GraphGuidedLoss,
+        InBatchCosineSimilarityLoss,
+        LinearHeadCrossEntropyLoss,
+        SupervisedContrastiveLoss,
+    )
+    from st_gloss.samplers import ClassBalancedBatchSampler
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"st_gloss.{name}")
+    else:
+        raise AttributeError(f"module 'st_gloss' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

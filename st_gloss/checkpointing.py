@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from evaluation._compat import BaseEvaluator
+from st_gloss.compat import BaseEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +133,10 @@ class LinearProbeEvaluator(BaseEvaluator):
     """Validation accuracy of a logistic regression fit on the frozen train embeddings.
 
     Metrics ``{name}_accuracy`` (primary) and ``{name}_macro_f1``, from
-    :func:`evaluation.probe.linear_probe`.
+    :func:`st_gloss.evaluation.probe.linear_probe`.
 
     Args:
-        train: the training :class:`~evaluation.data.Split` (fit set).
+        train: the training :class:`~st_gloss.evaluation.data.Split` (fit set).
         val: the validation split (scored).
         seed: random state of the solver.
         name: prefix of the metric names.
@@ -161,8 +161,8 @@ class LinearProbeEvaluator(BaseEvaluator):
         self.greater_is_better = True
 
     def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
-        from evaluation.encode import encode_texts
-        from evaluation.probe import linear_probe
+        from st_gloss.evaluation.encode import encode_texts
+        from st_gloss.evaluation.probe import linear_probe
 
         train = encode_texts(model, self.train.texts, batch_size=self.batch_size, show_progress_bar=False)
         val = encode_texts(model, self.val.texts, batch_size=self.batch_size, show_progress_bar=False)

@@ -17,6 +17,11 @@ try:  # 6.x
 except ImportError:  # 5.x
     from sentence_transformers import losses as st_losses  # type: ignore[no-redef]
 
+try:  # sentence-transformers >= 5.4 (v6 layout)
+    from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+except ImportError:  # pragma: no cover - older releases
+    from sentence_transformers.evaluation import SentenceEvaluator as BaseEvaluator  # type: ignore[no-redef]
+
 try:  # 6.x
     from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 except ImportError:  # 5.x
@@ -47,6 +52,7 @@ def embedding_dimension(model: SentenceTransformer) -> int:
 
 
 __all__ = [
+    "BaseEvaluator",
     "DefaultBatchSampler",
     "SentenceEvaluator",
     "SentenceTransformer",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 
 @dataclass
@@ -46,14 +46,14 @@ def run_demo(
     """Measure, fine-tune with GraphGuidedLoss, measure again; return (before, after).
 
     ``data`` is a bundled sample (``"mr"``, ``"r8"``) or anything
-    :func:`evaluation.data.load_labelled_data` accepts (with train and test splits).
+    :func:`st_gloss.evaluation.data.load_labelled_data` accepts (with train and test splits).
 
     Examples:
         >>> before, after = run_demo()  # about 2 minutes on 2 CPU cores  # doctest: +SKIP
     """
-    from evaluation.data import load_labelled_data
-    from evaluation.models import load_model
-    from st_gloss.samples import SAMPLES, sample_path
+    from st_gloss.evaluation.data import load_labelled_data
+    from st_gloss.evaluation.models import load_model
+    from st_gloss.evaluation.samples import SAMPLES, sample_path
     from st_gloss.training import fine_tune
 
     source = sample_path(data) if data in SAMPLES else data

@@ -16,10 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
 LossOptions = dict[str, Any]
-Builder = Callable[[Any, int, LossOptions], nn.Module]
+Builder = Callable[[Any, int, LossOptions], Any]  # returns a torch.nn.Module
 
 OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
 """Every loss option the registry knows; a loss takes a subset (:attr:`LossSpec.options`)."""

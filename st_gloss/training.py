@@ -84,7 +84,7 @@ def fine_tune(
     Nothing is written unless ``output_dir`` is given (checkpoints then go there).
 
     Examples:
-        >>> from evaluation.models import load_model
+        >>> from st_gloss.evaluation.models import load_model
         >>> model = load_model()  # doctest: +SKIP
         >>> fine_tune(model, ["good", "great", "bad", "awful"], [1, 1, 0, 0], batch_size=4)  # doctest: +SKIP
     """
@@ -228,7 +228,7 @@ class PreparedData:
 
 
 def _take(split, rows: np.ndarray, name: str | None = None):
-    from evaluation.data import Split
+    from st_gloss.evaluation.data import Split
 
     return Split(name or split.name, [split.texts[i] for i in rows], split.labels[rows])
 
@@ -245,10 +245,10 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> Pr
         >>> data.notes[0]  # doctest: +SKIP
         'no validation split: carved 10% of each class of train (30 texts, seed 0)'
     """
-    from evaluation.data import load_labelled_data
-    from evaluation.errors import InputError
-    from st_gloss.samples import sample_path
-    from st_gloss.splits import stratified_holdout, stratified_subset
+    from st_gloss.evaluation.data import load_labelled_data
+    from st_gloss.errors import InputError
+    from st_gloss.evaluation.samples import sample_path
+    from st_gloss.evaluation.splits import stratified_holdout, stratified_subset
 
     source: str | Path = config.data
     if config.data.startswith(BUNDLED_PREFIX):
@@ -301,7 +301,7 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> Pr
 
 
 def _check_config(config: TrainConfig) -> None:
-    from evaluation.errors import InputError
+    from st_gloss.errors import InputError
     from st_gloss.registry import LOSSES
 
     if config.loss not in LOSSES:
@@ -331,7 +331,7 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
         >>> prepare_output("/tmp/st-gloss-new-folder", overwrite=False)  # doctest: +SKIP
         PosixPath('/tmp/st-gloss-new-folder')
     """
-    from evaluation.errors import InputError
+    from st_gloss.errors import InputError
 
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -352,7 +352,7 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
 def validation_evaluators(data: PreparedData, config: TrainConfig) -> list:
     """The evaluators run after every epoch: kNN (train as index, val as queries) and silhouette on val,
     plus the linear probe when it picks the epoch."""
-    from evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
+    from st_gloss.evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
     from st_gloss.checkpointing import LinearProbeEvaluator
 
     common = {"batch_size": config.encode_batch_size, "write_csv": False}
@@ -384,10 +384,10 @@ def measure_test_split(
         >>> measure_test_split(model, data)["knn_accuracy"]  # doctest: +SKIP
         0.84
     """
-    from evaluation.encode import encode_texts
-    from evaluation.knn import knn_classify
-    from evaluation.probe import linear_probe
-    from evaluation.silhouette import silhouette
+    from st_gloss.evaluation.encode import encode_texts
+    from st_gloss.evaluation.knn import knn_classify
+    from st_gloss.evaluation.probe import linear_probe
+    from st_gloss.evaluation.silhouette import silhouette
 
     train = encode_texts(model, data.train.texts, batch_size=batch_size, show_progress_bar=False)
     test = encode_texts(model, data.test.texts, batch_size=batch_size, show_progress_bar=False)
@@ -405,7 +405,7 @@ def measure_test_split(
 
 
 def _payload(config: TrainConfig, data: PreparedData, status: str, **extra: Any) -> dict[str, Any]:
-    from evaluation.report import environment_info
+    from st_gloss.evaluation.report import environment_info
 
     return {
         "status": status,
@@ -419,7 +419,7 @@ def _payload(config: TrainConfig, data: PreparedData, status: str, **extra: Any)
 
 def write_metrics(folder: Path, payload: dict[str, Any]) -> None:
     """Write ``metrics.json`` atomically (a temporary file, then a rename)."""
-    from evaluation.report import write_json
+    from st_gloss.evaluation.report import write_json
 
     write_json(payload, folder / METRICS_FILE)
 
@@ -439,7 +439,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     :class:`TrainingInterrupted`.
 
     Raises:
-        evaluation.errors.InputError: bad options, data or output folder.
+        st_gloss.errors.InputError: bad options, data or output folder.
         TrainingInterrupted: after Ctrl-C.
 
     Examples:
@@ -454,8 +454,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         SentenceTransformerTrainer,
     )
 
-    from evaluation.errors import InputError
-    from evaluation.models import load_model
+    from st_gloss.errors import InputError
+    from st_gloss.evaluation.models import load_model
     from st_gloss.checkpointing import BestEpochCallback
     from st_gloss.registry import build_loss, get_spec
 
@@ -567,7 +567,7 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
     """
     import transformers
 
-    from evaluation.models import load_model
+    from st_gloss.evaluation.models import load_model
 
     data = prepare_data(config, echo)
     output = prepare_output(config.output, config.overwrite)

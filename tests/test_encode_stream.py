@@ -10,9 +10,9 @@ import torch
 from click.testing import CliRunner
 from tiny_model import simple_corpus
 
-import evaluation.encode as encode_module
-from evaluation.encode import encode_texts, encode_to_file
-from evaluation.errors import InputError
+import st_gloss.evaluation.encode as encode_module
+from st_gloss.evaluation.encode import encode_texts, encode_to_file
+from st_gloss.errors import InputError
 from st_gloss.cli import main
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import evaluation.index as index_module
-from evaluation.errors import InputError
-from evaluation.index import (
+import st_gloss.evaluation.index as index_module
+from st_gloss.errors import InputError
+from st_gloss.evaluation.index import (
     IndexOptions,
     build_index,
     default_nlist,
@@ -20,7 +20,7 @@ from evaluation.index import (
     recall_at_k,
     resolve_kind,
 )
-from evaluation.knn import knn_classify, search_neighbours
+from st_gloss.evaluation.knn import knn_classify, search_neighbours
 from st_gloss.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

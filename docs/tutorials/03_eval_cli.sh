@@ -5,7 +5,7 @@
 set -euo pipefail
 
 MODEL="${ST_GLOSS_TUTORIAL_TINY:-default}"   # "default": the bundled all-MiniLM-L6-v2
-DATA="$(python -c 'from st_gloss.samples import sample_path; print(sample_path("r8"))')"
+DATA="$(python -c 'from st_gloss.evaluation.samples import sample_path; print(sample_path("r8"))')"
 mkdir -p tutorial-output
 
 # kNN (index: the train split), silhouette and a logistic probe on the test split of the R8 sample.

@@ -8,10 +8,10 @@ import csv
 import os
 from pathlib import Path
 
-from evaluation.data import load_labelled_data
-from evaluation.models import load_model
-from evaluation.mteb_tasks import make_classification_task, run_mteb
-from st_gloss.samples import sample_path
+from st_gloss.evaluation.data import load_labelled_data
+from st_gloss.evaluation.models import load_model
+from st_gloss.evaluation.mteb_tasks import make_classification_task, run_mteb
+from st_gloss.evaluation.samples import sample_path
 
 TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
 

@@ -13,10 +13,10 @@ import os
 
 import torch
 
-from evaluation.models import load_model
+from st_gloss.evaluation.models import load_model
 from st_gloss.functional import graph_loss, propagate_labels
 from st_gloss.masking import stratified_labelled_mask
-from st_gloss.samples import sample_path
+from st_gloss.evaluation.samples import sample_path
 from st_gloss.sigma import dicm_sigma, sqrt_median_sigma
 
 TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")

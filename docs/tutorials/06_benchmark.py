@@ -13,7 +13,7 @@ from pathlib import Path
 
 from evaluation.benchmarks import aggregate, runner
 from evaluation.benchmarks.profiles import PROFILES
-from st_gloss.samples import sample_path
+from st_gloss.evaluation.samples import sample_path
 
 TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
 out = Path("tutorial-output/benchmark")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.benchmarks.profiles import ALL_LOSSES, PROFILES, ZERO_SHOT
-from evaluation.data import BENCHMARK_DATASETS
+from st_gloss.evaluation.data import BENCHMARK_DATASETS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

@@ -5,7 +5,7 @@ centres lie in a 32-dimensional latent space, points spread around them so that 
 (exact kNN accuracy about 0.9, nearest-neighbour cosine about 0.75), mapped to 384 dims by a
 fixed random projection plus a little isotropic noise, then L2-normalised. The queries are
 held-out points drawn the same way. For each index size the three index types of
-``evaluation.index`` are built and searched with the package's own code (``build_index``,
+``st_gloss.evaluation.index`` are built and searched with the package's own code (``build_index``,
 ``BuiltIndex.search``, ``recall_at_k``, ``knn.vote``): build time (training and adding), the
 time to search all queries, recall@k against the exact flat search, and the kNN accuracy
 (majority vote) of the queries. IVF is searched at several ``nprobe``, HNSW at several
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.index import (
+from st_gloss.evaluation.index import (
     AUTO_FLAT_MAX_PAIRS,
     AUTO_FLAT_MAX_VECTORS,
     DEFAULT_NPROBE,
@@ -41,7 +41,7 @@ from evaluation.index import (
     recall_at_k,
     resolve_kind,
 )
-from evaluation.knn import vote
+from st_gloss.evaluation.knn import vote
 
 LATENT_DIMS = 32
 CLASS_SPREAD = 1.2  # standard deviation around a class centre, in latent units (centres ~ N(0, 1))
@@ -190,7 +190,7 @@ Made with:
 docstring); {args.queries} held-out queries, k = {args.k}, seed {args.seed}. *build* is training plus
 adding the vectors (one build per index type and size; `nprobe` and `efSearch` only change the
 search); *query* is searching all queries at once; *recall@{args.k} vs flat* is the fraction of the
-exact {args.k} nearest neighbours that the index returned (`evaluation.index.recall_at_k`); *kNN
+exact {args.k} nearest neighbours that the index returned (`st_gloss.evaluation.index.recall_at_k`); *kNN
 accuracy* is the majority vote of those neighbours. `auto` searches exactly up to
 {AUTO_FLAT_MAX_VECTORS} index vectors, and above as long as the search scores at most
 {AUTO_FLAT_MAX_PAIRS:.0e} (query, vector) pairs; HNSW then. IVF uses `nlist` = 4 sqrt(n) and by

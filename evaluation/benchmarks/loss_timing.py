@@ -39,8 +39,8 @@ def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
 def training_step_times(batch_sizes, max_seq_length, repeats, data):
     from sentence_transformers.sentence_transformer.losses import BatchAllTripletLoss
 
-    from evaluation.data import load_labelled_data
-    from evaluation.models import load_model
+    from st_gloss.evaluation.data import load_labelled_data
+    from st_gloss.evaluation.models import load_model
     from st_gloss import GraphGuidedLoss, LinearHeadCrossEntropyLoss
 
     dataset = load_labelled_data(data)["train"]
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="also write the report (markdown) here")
     args = parser.parse_args()
 
-    from st_gloss.samples import sample_path
+    from st_gloss.evaluation.samples import sample_path
 
     torch.manual_seed(0)
     step_sizes = [int(b) for b in args.step_batch_sizes.split(",") if b]

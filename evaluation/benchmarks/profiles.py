@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluation.data import BENCHMARK_DATASETS
+from st_gloss.evaluation.data import BENCHMARK_DATASETS
 
 ZERO_SHOT = "zero-shot"
 """The pseudo-loss of the benchmark: the model without training, on the same splits."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.benchmarks.profiles import PROFILES, ZERO_SHOT, Profile
-from evaluation.report import environment_info, write_json
+from st_gloss.evaluation.report import environment_info, write_json
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESULTS = REPOSITORY / "evaluation" / "results" / "benchmark"
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the jobs and whether they are finished")
     args = parser.parse_args(argv)
 
-    from evaluation.errors import InputError
+    from st_gloss.errors import InputError
     from st_gloss.registry import LOSSES
     from st_gloss.training import TrainingInterrupted
 

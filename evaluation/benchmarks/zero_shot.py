@@ -21,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from evaluation.data import BENCHMARK_DATASETS, load_labelled_data
-from evaluation.encode import encode_texts
-from evaluation.knn import knn_classify
-from evaluation.models import load_model
-from evaluation.probe import linear_probe
-from evaluation.report import environment_info, write_json
-from evaluation.silhouette import silhouette
+from st_gloss.evaluation.data import BENCHMARK_DATASETS, load_labelled_data
+from st_gloss.evaluation.encode import encode_texts
+from st_gloss.evaluation.knn import knn_classify
+from st_gloss.evaluation.models import load_model
+from st_gloss.evaluation.probe import linear_probe
+from st_gloss.evaluation.report import environment_info, write_json
+from st_gloss.evaluation.silhouette import silhouette
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.data import load_labelled_data
-from evaluation.errors import InputError
+from st_gloss.evaluation.data import load_labelled_data
+from st_gloss.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 

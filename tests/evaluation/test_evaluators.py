@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from tiny_model import simple_corpus
 
-from evaluation.errors import InputError
-from evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
-from evaluation.knn import knn_classify
-from evaluation.silhouette import silhouette
+from st_gloss.errors import InputError
+from st_gloss.evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
+from st_gloss.evaluation.knn import knn_classify
+from st_gloss.evaluation.silhouette import silhouette
 
 
 def _split():

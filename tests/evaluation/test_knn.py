@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from evaluation.errors import InputError
-from evaluation.knn import knn_classify, knn_search, normalize_embeddings, vote
+from st_gloss.errors import InputError
+from st_gloss.evaluation.knn import knn_classify, knn_search, normalize_embeddings, vote
 
 
 def _random(n_index=300, n_query=120, dim=16, classes=2, seed=0):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.data import load_labelled_data
-from evaluation.mteb_tasks import make_classification_task, run_mteb
+from st_gloss.evaluation.data import load_labelled_data
+from st_gloss.evaluation.mteb_tasks import make_classification_task, run_mteb
 
 REPO = Path(__file__).resolve().parents[2]
 

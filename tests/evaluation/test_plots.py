@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.errors import InputError
-from evaluation.plots import plot_embedding_spaces, project_2d
+from st_gloss.errors import InputError
+from st_gloss.evaluation.plots import plot_embedding_spaces, project_2d
 
 
 def test_tsne_picture_with_two_panels(tmp_path):

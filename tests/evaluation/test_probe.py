@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from evaluation.errors import InputError
-from evaluation.probe import cross_validated_probe, linear_probe
+from st_gloss.errors import InputError
+from st_gloss.evaluation.probe import cross_validated_probe, linear_probe
 
 
 def _data(seed=0):

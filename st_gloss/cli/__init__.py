@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 
 class _Group(click.Group):
@@ -27,12 +27,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from evaluation.cli import eval_command
+    from st_gloss.cli.eval import eval_command
     from st_gloss.demo import demo_command
 
     main.add_command(demo_command, "demo")
     main.add_command(eval_command, "eval")
-    main.add_command(__import__("st_gloss.train_cli", fromlist=["train_command"]).train_command, "train")
+    main.add_command(__import__("st_gloss.cli.train", fromlist=["train_command"]).train_command, "train")
 
 
 _register()

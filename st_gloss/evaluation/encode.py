@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.data import LabelledData
-from evaluation.errors import InputError
+from st_gloss.evaluation.data import LabelledData
+from st_gloss.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 10_000
 """Texts encoded and written per chunk by :func:`encode_to_file` (3.8 MB of vectors at 384 dims)."""
@@ -38,7 +38,7 @@ def encode_texts(model, texts: list[str], *, batch_size: int = 32,
         show_progress_bar: show sentence-transformers' progress bar.
 
     Examples:
-        >>> from evaluation.models import load_model
+        >>> from st_gloss.evaluation.models import load_model
         >>> vectors = encode_texts(load_model(), ["a film", "a bank"])  # doctest: +SKIP
         >>> vectors.shape, vectors.dtype  # doctest: +SKIP
         ((2, 384), dtype('float32'))
@@ -137,7 +137,7 @@ def encode_to_file(model, texts: list[str], path: str | os.PathLike, *,
     - any other existing file is refused unless ``overwrite=True``.
 
     The result is a read-only ``numpy.memmap``; FAISS indexes are built from it chunk by chunk
-    (:func:`evaluation.index.build_index`), and ``np.load(path, mmap_mode="r")`` reopens it.
+    (:func:`st_gloss.evaluation.index.build_index`), and ``np.load(path, mmap_mode="r")`` reopens it.
 
     Args:
         model: a ``SentenceTransformer``.

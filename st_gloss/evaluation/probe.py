@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.errors import InputError
-from evaluation.knn import ClassScores, _as_labels, class_scores, normalize_embeddings
+from st_gloss.errors import InputError
+from st_gloss.evaluation.knn import ClassScores, _as_labels, class_scores, normalize_embeddings
 
 
 @dataclass
@@ -18,7 +18,7 @@ class ProbeResult:
         accuracy: fraction of correct test predictions.
         macro_f1: unweighted mean of the per-class F1.
         predictions: predicted label id per test row.
-        per_class: one :class:`~evaluation.knn.ClassScores` per class.
+        per_class: one :class:`~st_gloss.evaluation.knn.ClassScores` per class.
         protocol: ``"train/test"`` or ``"5-fold cross-validation"``.
 
     Examples:

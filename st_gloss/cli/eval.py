@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 METRICS = ("knn", "silhouette", "probe", "mteb")
 DEFAULT_METRICS = "knn,silhouette,probe"
@@ -26,7 +26,7 @@ def _parse_metrics(value: str) -> list[str]:
 
 
 def _load_data(data: str, data_root, text_column, label_column, on_empty):
-    from evaluation.data import load_labelled_data
+    from st_gloss.evaluation.data import load_labelled_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reported below, once per split
@@ -48,7 +48,7 @@ def _slug(name: str) -> str:
 def _encoder(model, labelled, model_name: str, *, batch_size: int, progress: bool,
              embeddings_dir: str | None, chunk_size: int, force: bool):
     """A function split name -> embeddings: in memory, or streamed to ``embeddings_dir``."""
-    from evaluation.encode import encode_texts, encode_to_file
+    from st_gloss.evaluation.encode import encode_texts, encode_to_file
 
     def encode(split_name: str):
         texts = labelled[split_name].texts
@@ -63,7 +63,7 @@ def _encoder(model, labelled, model_name: str, *, batch_size: int, progress: boo
 
 def _knn_with_warnings(*args, **kwargs):
     """``knn_classify``, with its warnings (a low recall) echoed as one-line messages."""
-    from evaluation.knn import knn_classify
+    from st_gloss.evaluation.knn import knn_classify
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -80,7 +80,7 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
                    index_options=None, embeddings_dir: str | None = None,
                    chunk_size: int = 10_000, force: bool = False):
     """Every requested metric for one model; returns (report entry, test embeddings)."""
-    from evaluation.models import load_model, resolve_model_name
+    from st_gloss.evaluation.models import load_model, resolve_model_name
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -113,7 +113,7 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
                           "leave_one_out": same_set}
         timings["knn"] = time.perf_counter() - start
     if "silhouette" in metrics:
-        from evaluation.silhouette import silhouette
+        from st_gloss.evaluation.silhouette import silhouette
 
         start = time.perf_counter()
         result = silhouette(query, evaluated.labels, metric=silhouette_metric,
@@ -121,7 +121,7 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
         results["silhouette"] = result.to_dict()
         timings["silhouette"] = time.perf_counter() - start
     if "probe" in metrics:
-        from evaluation.probe import cross_validated_probe, linear_probe
+        from st_gloss.evaluation.probe import cross_validated_probe, linear_probe
 
         start = time.perf_counter()
         if same_set:
@@ -132,7 +132,7 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
         results["probe"] = result.to_dict()
         timings["probe"] = time.perf_counter() - start
     if "mteb" in metrics:
-        from evaluation.mteb_tasks import builtin_tasks, make_classification_task, run_mteb
+        from st_gloss.evaluation.mteb_tasks import builtin_tasks, make_classification_task, run_mteb
 
         start = time.perf_counter()
         tasks = []
@@ -230,9 +230,9 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, index_ki
       st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
       st-gloss eval ./my-model --data big.csv --metrics knn --index ivf --embeddings-dir cache/
     """
-    from evaluation.encode import DEFAULT_CHUNK_SIZE
-    from evaluation.index import IndexOptions
-    from evaluation.report import (
+    from st_gloss.evaluation.encode import DEFAULT_CHUNK_SIZE
+    from st_gloss.evaluation.index import IndexOptions
+    from st_gloss.evaluation.report import (
         check_output_path,
         environment_info,
         index_summary,
@@ -296,7 +296,7 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, index_ki
     if summary:
         click.echo(summary)
     if plot_path is not None:
-        from evaluation.plots import plot_embedding_spaces
+        from st_gloss.evaluation.plots import plot_embedding_spaces
 
         plot_embedding_spaces(panels, evaluated.labels, plot_path, label_names=labelled.label_names,
                               method=plot_method, seed=seed,

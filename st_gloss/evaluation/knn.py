@@ -3,7 +3,7 @@
 Vectors are cast to float32 and L2-normalised, so the inner product is the cosine similarity.
 The search is exact (``faiss.IndexFlatIP``) unless asked otherwise or unless both the index
 (over 100k vectors) and the search (over 10^10 query-vector pairs) are large; then it is
-approximate (HNSW by default, or IVF; see :mod:`evaluation.index`) and reports its recall
+approximate (HNSW by default, or IVF; see :mod:`st_gloss.evaluation.index`) and reports its recall
 against exact search. Index vectors are normalised and added in chunks and queries
 are searched in chunks, so memory stays bounded by the index itself plus
 ``chunk_size * (k + number of classes)``; the embeddings may be a memory-mapped ``.npy`` file.
@@ -17,8 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from evaluation.errors import InputError
-from evaluation.index import (
+from st_gloss.errors import InputError
+from st_gloss.evaluation.index import (
     LOW_RECALL,
     BuiltIndex,
     IndexOptions,
@@ -136,7 +136,7 @@ def _as_labels(labels, name: str, n: int) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.mod(array, 1) == 0):
             raise InputError(f"{name} must be integer label ids; map string labels to ids first "
-                             "(evaluation.data.load_labelled_data does)")
+                             "(st_gloss.evaluation.data.load_labelled_data does)")
         array = array.astype(np.int64)
     if array.size and array.min() < 0:
         raise InputError(f"{name} must be non-negative label ids, found {array.min()}")
@@ -188,7 +188,7 @@ class Neighbours:
         index_type: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
         recall_at_k: recall against exact search on a sample of queries (``None`` for flat,
             or when ``recall_queries=0``).
-        index_info: :func:`evaluation.index.describe` of the index, plus the recall sample size.
+        index_info: :func:`st_gloss.evaluation.index.describe` of the index, plus the recall sample size.
         build_seconds: time to build the index.
 
     Examples:
@@ -241,9 +241,9 @@ def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_o
                       index: IndexType | IndexOptions = "auto") -> Neighbours:
     """The ``k`` most cosine-similar index vectors of every query, with the index's recall.
 
-    The index is chosen by ``index`` (see :class:`evaluation.index.IndexOptions`): with
+    The index is chosen by ``index`` (see :class:`st_gloss.evaluation.index.IndexOptions`): with
     ``"auto"``, exact ``IndexFlatIP`` unless the index has over 100k vectors and the search
-    over 10^10 (query, vector) pairs, HNSW then (:func:`evaluation.index.resolve_kind`);
+    over 10^10 (query, vector) pairs, HNSW then (:func:`st_gloss.evaluation.index.resolve_kind`);
     ``"flat"``, ``"ivf"`` or ``"hnsw"`` force one. For IVF and HNSW the
     recall@k against exact search is measured on ``recall_queries`` queries drawn with
     ``seed`` (an exact search of those queries only), and a recall below 0.95 warns. Queries
@@ -414,7 +414,7 @@ def knn_classify(
         num_classes: number of classes (default: largest label id + 1).
         label_names: class names for the per-class table.
         index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"``, or an
-            :class:`evaluation.index.IndexOptions` with the index parameters.
+            :class:`st_gloss.evaluation.index.IndexOptions` with the index parameters.
 
     Returns:
         A :class:`KNNResult`.

@@ -3,7 +3,7 @@
 MTEB's classification score is a *few-shot logistic probe*: for each of ``n_experiments`` runs
 it draws ``samples_per_label`` training examples per class (8 by default), fits a logistic
 regression on their embeddings and scores it on the evaluation split; the runs are averaged.
-It is therefore not comparable with the full-data :func:`~evaluation.probe.linear_probe`.
+It is therefore not comparable with the full-data :func:`~st_gloss.evaluation.probe.linear_probe`.
 Results are never cached (``cache=None``): a cache keyed by model name mixed up local models.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from evaluation.data import LabelledData
-from evaluation.errors import InputError
+from st_gloss.evaluation.data import LabelledData
+from st_gloss.errors import InputError
 
 
 def _task_name(name: str) -> str:
@@ -37,7 +37,7 @@ def make_classification_task(
     split (columns ``text`` and ``label``); nothing is downloaded.
 
     Args:
-        data: the labelled data (from :func:`~evaluation.data.load_labelled_data`).
+        data: the labelled data (from :func:`~st_gloss.evaluation.data.load_labelled_data`).
         eval_split: the split MTEB scores.
         train_split: the split MTEB draws its few-shot training examples from.
         samples_per_label: training examples per class in each experiment (MTEB's default 8).

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 BENCHMARK_DATASETS = ("mr", "r8", "r52", "ohsumed", "20ng")
 """The paper's five datasets, found by name under the data root."""
@@ -75,7 +75,7 @@ class LabelledData:
         >>> data["test"]
         Traceback (most recent call last):
         ...
-        evaluation.errors.InputError: toy has no split 'test'; available splits: train
+        st_gloss.errors.InputError: toy has no split 'test'; available splits: train
     """
 
     name: str

@@ -13,5 +13,5 @@ class InputError(ValueError):
         >>> raise InputError("data/train.csv has no column 'label'; pass --label-column NAME")
         Traceback (most recent call last):
         ...
-        evaluation.errors.InputError: data/train.csv has no column 'label'; pass --label-column NAME
+        st_gloss.errors.InputError: data/train.csv has no column 'label'; pass --label-column NAME
     """

@@ -4,7 +4,7 @@ Every index scores by inner product over L2-normalised float32 vectors, so the s
 cosine similarity, and every index stores the full vectors (``IndexFlatIP``, ``IndexIVFFlat``,
 ``IndexHNSWFlat``): an approximate index may *miss* a neighbour, but the similarities it
 returns are exact. Vectors are added in chunks, so an index can be built from a memory-mapped
-``.npy`` file (see :func:`evaluation.encode.encode_to_file`) without a second copy in memory.
+``.npy`` file (see :func:`st_gloss.evaluation.encode.encode_to_file`) without a second copy in memory.
 
 ``"auto"`` searches exactly unless the index holds more than :data:`AUTO_FLAT_MAX_VECTORS`
 vectors *and* the exact search would score more than :data:`AUTO_FLAT_MAX_PAIRS` (query,
@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 IndexType = Literal["auto", "flat", "ivf", "hnsw"]
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
@@ -119,7 +119,7 @@ class IndexOptions:
         >>> IndexOptions("annoy")
         Traceback (most recent call last):
         ...
-        evaluation.errors.InputError: unknown index 'annoy'; choose one of auto, flat, ivf, hnsw
+        st_gloss.errors.InputError: unknown index 'annoy'; choose one of auto, flat, ivf, hnsw
     """
 
     kind: IndexType = "auto"
@@ -243,7 +243,7 @@ def build_index(vectors, options: str | IndexOptions = "auto", *, n_queries: int
         n_queries: how many queries will be searched, for ``"auto"`` (:func:`resolve_kind`).
         prepare: applied to every chunk of rows before it is added (and to the IVF training
             sample); it must return L2-normalised float32 rows. The default only casts, for
-            vectors that are normalised already; :mod:`evaluation.knn` passes
+            vectors that are normalised already; :mod:`st_gloss.evaluation.knn` passes
             ``normalize_embeddings``.
 
     Returns:

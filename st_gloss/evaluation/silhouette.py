@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from evaluation.errors import InputError
-from evaluation.knn import _as_labels
+from st_gloss.errors import InputError
+from st_gloss.evaluation.knn import _as_labels
 
 Metric = Literal["cosine", "euclidean"]
 

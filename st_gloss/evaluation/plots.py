@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaluation.errors import InputError
-from evaluation.knn import _as_labels, normalize_embeddings
-from evaluation.silhouette import stratified_sample
+from st_gloss.errors import InputError
+from st_gloss.evaluation.knn import _as_labels, normalize_embeddings
+from st_gloss.evaluation.silhouette import stratified_sample
 
 
 def project_2d(embeddings, *, method: str = "tsne", seed: int = 0) -> np.ndarray:
