@@ -66,6 +66,9 @@ class LabelledData:
         source: where the data came from (a path or a hub name).
         splits: the splits by name, in the order train, val, test (those that exist).
         label_names: ``label_names[i]`` is the original label of id ``i``.
+        metadata: free-form facts about the source (e.g. a hub revision).
+        notes: what was done to the splits after loading (a carved validation split, a subset),
+            one sentence each, for reports.
 
     Examples:
         >>> data = LabelledData("toy", "memory", {"train": Split("train", ["a", "b"], np.array([0, 1]))},
@@ -83,6 +86,7 @@ class LabelledData:
     splits: dict[str, Split]
     label_names: list[str]
     metadata: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Split:
         return self.split(name)
@@ -106,6 +110,21 @@ class LabelledData:
     def num_classes(self) -> int:
         """Number of classes (the length of :attr:`label_names`)."""
         return len(self.label_names)
+
+    def describe(self) -> dict:
+        """Name, source, class count, split sizes and notes, for ``metrics.json`` and reports.
+
+        Examples:
+            >>> data.describe()["sizes"]
+            {'train': 2}
+        """
+        return {
+            "name": self.name,
+            "source": self.source,
+            "num_classes": self.num_classes,
+            "sizes": {name: len(split) for name, split in self.splits.items()},
+            "notes": list(self.notes),
+        }
 
     def index_split(self) -> str:
         """The split that serves as the kNN index and the probe's training set.
