@@ -115,8 +115,10 @@ class LabelledData:
         """Name, source, class count, split sizes and notes, for ``metrics.json`` and reports.
 
         Examples:
-            >>> data.describe()["sizes"]
-            {'train': 2}
+            >>> data = LabelledData("toy", "memory", {"train": Split("train", ["a", "b"], np.array([0, 1]))},
+            ...                     ["neg", "pos"], notes=["a note"])
+            >>> data.describe()["sizes"], data.describe()["notes"]
+            ({'train': 2}, ['a note'])
         """
         return {
             "name": self.name,
