@@ -18,4 +18,4 @@ lint:
 	.venv/bin/ruff check st_gloss evaluation tests
 
 bench:
-	.venv/bin/python evaluation/benchmarks/loss_timing.py --output evaluation/results/loss_timing.md
+	.venv/bin/python -m evaluation.benchmarks.loss_timing --output evaluation/results/loss_timing.md

@@ -8,7 +8,7 @@ paper's own numbers next to ours.
 
 Run from the repository root::
 
-    PYTHONPATH=. python -m evaluation.benchmarks.aggregate --profile cpu
+    python -m evaluation.benchmarks.aggregate --profile cpu
     # -> evaluation/results/benchmark_cpu.md and evaluation/results/figures/convergence_cpu_<dataset>.png
 """
 

@@ -6,7 +6,7 @@ search, best of ``--repeats`` runs; the neighbour lists are checked against FAIS
 
 Run from the repository root::
 
-    PYTHONPATH=. python evaluation/benchmarks/knn_backends.py
+    python -m evaluation.benchmarks.knn_backends
 """
 
 from __future__ import annotations

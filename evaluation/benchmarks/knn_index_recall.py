@@ -16,7 +16,7 @@ depended on that would bias a comparison between them.
 
 Run from the repository root::
 
-    PYTHONPATH=. python evaluation/benchmarks/knn_index_recall.py \\
+    python -m evaluation.benchmarks.knn_index_recall \\
         --output evaluation/results/knn_index_recall.md
 """
 
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         spread_table = "\n".join(spread_lines)
     print("\n" + table + "\n\n" + spread_table + f"\n\ntotal {total:.0f} s")
     if args.output:
-        command = "PYTHONPATH=. python evaluation/benchmarks/knn_index_recall.py " + shlex.join(
+        command = "python -m evaluation.benchmarks.knn_index_recall " + shlex.join(
             sys.argv[1:] if argv is None else argv)
         text = f"""# Approximate kNN indexes: recall against exact search
 

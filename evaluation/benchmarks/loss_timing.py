@@ -11,7 +11,7 @@ against the cross-entropy step time of part 1: the loss's share of a training st
 
 Run from the repository root::
 
-    python evaluation/benchmarks/loss_timing.py --output evaluation/results/loss_timing.md
+    python -m evaluation.benchmarks.loss_timing --output evaluation/results/loss_timing.md
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def main() -> None:
         "# Loss timing",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, CPU. Command: `python evaluation/benchmarks/loss_timing.py"
+        f"torch {torch.__version__}, CPU. Command: `python -m evaluation.benchmarks.loss_timing"
         + (f" --output {args.output}" if args.output else "")
         + "`.",
         "",

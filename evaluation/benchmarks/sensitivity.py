@@ -8,7 +8,7 @@ validation and test kNN accuracy.
 
 Run from the repository root::
 
-    PYTHONPATH=. python -m evaluation.benchmarks.sensitivity --profile cpu --dataset r8 --data-root ../shared/data
+    python -m evaluation.benchmarks.sensitivity --profile cpu --dataset r8 --data-root ../shared/data
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if finished:
         print(f"wrote {plot(finished, results_folder / f'sensitivity_{args.dataset}.png')}")
-        command = "PYTHONPATH=. python -m evaluation.benchmarks.sensitivity " + " ".join(
+        command = "python -m evaluation.benchmarks.sensitivity " + " ".join(
             argv if argv is not None else sys.argv[1:])
         report = table(finished, command)
         (results_folder / f"sensitivity_{args.dataset}.md").write_text(report + "\n", encoding="utf-8")
