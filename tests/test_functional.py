@@ -5,47 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from loss_helpers import clustered, fixed_mask, numpy_harmonic, numpy_symmetric_transition
 from sklearn.semi_supervised import LabelPropagation
 
 from st_gloss import functional as F
 from st_gloss.masking import stratified_labelled_mask
 from st_gloss.sigma import compute_sigma, dicm_sigma, sqrt_median_sigma
-
-
-def clustered(n_per_class=6, num_classes=3, dim=8, spread=0.35, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(num_classes, dim))
-    x = np.concatenate([c + spread * rng.normal(size=(n_per_class, dim)) for c in centres])
-    y = np.repeat(np.arange(num_classes), n_per_class)
-    return x, y
-
-
-def fixed_mask(y, seed=0, fraction=0.5):
-    return stratified_labelled_mask(torch.as_tensor(y), fraction, torch.Generator().manual_seed(seed)).numpy()
-
-
-def numpy_harmonic(x, y, mask, sigma, num_classes):
-    """Zhu & Ghahramani's harmonic solution, written out in numpy."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    w = np.exp(-d2 / (2 * sigma**2))
-    np.fill_diagonal(w, 0.0)
-    p = w / w.sum(axis=1, keepdims=True)
-    u, lab = ~mask, mask
-    y_l = np.eye(num_classes)[y[lab]]
-    return np.linalg.solve(np.eye(u.sum()) - p[np.ix_(u, u)], p[np.ix_(u, lab)] @ y_l)
-
-
-def numpy_symmetric_transition(x, sigma):
-    """The authors' normalisation: D^-1/2 W D^-1/2, then columns, then rows sum to one."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    w = np.exp(-d2 / (2 * sigma**2))
-    np.fill_diagonal(w, 0.0)
-    d = w.sum(axis=1)
-    a = w / np.sqrt(np.outer(d, d))
-    a = a / a.sum(axis=0, keepdims=True)
-    return a / a.sum(axis=1, keepdims=True)
 
 
 @pytest.mark.parametrize("sigma", [0.3, 0.6, 1.5])

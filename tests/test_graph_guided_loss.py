@@ -7,24 +7,11 @@ import warnings
 
 import pytest
 import torch
+from loss_helpers import FakeModel, clusters
 
 from st_gloss import GraphGuidedLoss
 from st_gloss import functional as F
 from st_gloss.masking import stratified_labelled_mask
-
-
-class FakeModel(torch.nn.Module):
-    """Stands in for a SentenceTransformer where only the embedding size matters."""
-
-    def get_embedding_dimension(self):
-        return 4
-
-
-def clusters(seed=0, n=6, classes=3, dim=4, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(classes, dim, generator=g) * 2
-    x = torch.cat([c + 0.5 * torch.randn(n, dim, generator=g) for c in centres]).to(dtype)
-    return x, torch.arange(classes).repeat_interleave(n)
 
 
 def test_standalone_loss_equals_the_functional_with_the_same_mask():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_graph_guided_loss import FakeModel, clusters
+from loss_helpers import FakeModel, clusters
 
 from st_gloss import GraphGuidedLoss
 from st_gloss import functional as F

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_functional import clustered, fixed_mask, numpy_harmonic
+from loss_helpers import clustered, fixed_mask, numpy_harmonic
 
 from st_gloss import functional as F
 from st_gloss.masking import stratified_labelled_mask
