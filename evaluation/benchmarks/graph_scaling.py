@@ -226,7 +226,7 @@ def scaling_table(args) -> list[str]:
     memory_kind = "peak CUDA memory allocated" if args.device.startswith("cuda") else "peak resident memory added"
     lines = [
         "",
-        f"## Loss forward + backward against graph size ({DIM}-d, {CLASSES} classes, labelled fraction "
+        f"### Loss forward + backward against graph size ({DIM}-d, {CLASSES} classes, labelled fraction "
         f"{LABELLED_FRACTION})",
         "",
         f"Median of {args.repeats} runs; memory: {memory_kind} by one step, MiB; gap: largest difference between the "
@@ -261,7 +261,7 @@ def scaling_table(args) -> list[str]:
 
 def memory_time_table(args) -> list[str]:
     """Part 2: the loss's time at a training batch with memories of 0 to 16 batches."""
-    part2 = ["", "## Cross-batch memory: loss time at batch 32", "",
+    part2 = ["", "### Cross-batch memory: loss time at batch 32", "",
              "| memory (batches) | graph nodes | ms (fwd + bwd) | ratio to no memory |", "|---:|---:|---:|---:|"]
     print("\n".join(part2), flush=True)
     rows = memory_queue_times(args.device, max(args.repeats, 5))
@@ -274,7 +274,7 @@ def memory_time_table(args) -> list[str]:
 def memory_training_table(args) -> list[str]:
     """Part 3: the runner's gloss and gloss+memory jobs on one dataset, side by side."""
     seeds = [int(s) for s in args.memory_seeds.split(",") if s]
-    part3 = ["", f"## Cross-batch memory in training: {args.memory_dataset}, cpu profile, same budget", "",
+    part3 = ["", f"### Cross-batch memory in training: {args.memory_dataset}, cpu profile, same budget", "",
              "`gloss+memory` is `gloss` with the last 4 batches (128 embeddings) added to each graph as labelled "
              "nodes. Jobs are run by the benchmark runner (results in `evaluation/results/memory_queue/cpu/`); a job "
              "whose result file exists is read, not run again, so its time per epoch is that of its own run.", "",

@@ -138,7 +138,7 @@ def main() -> None:
         + (f" --output {args.output}" if args.output else "")
         + "`.",
         "",
-        f"## Training step, bundled all-MiniLM-L6-v2, max_seq_length {args.max_seq_length}, "
+        f"### Training step, bundled all-MiniLM-L6-v2, max_seq_length {args.max_seq_length}, "
         f"data {Path(data).name}, median of {args.repeats} interleaved steps",
         "",
         "| batch | tokens | loss | step (s) | vs CE |",
@@ -153,7 +153,7 @@ def main() -> None:
         print("\n".join(lines[-len(times) :]), flush=True)
     lines += [
         "",
-        "## GraphGuidedLoss alone (graph + propagation + NLL), 384 dims, 8 classes, labelled fraction 0.7",
+        "### GraphGuidedLoss alone (graph + propagation + NLL), 384 dims, 8 classes, labelled fraction 0.7",
         "",
         "dtype is that of the embeddings; the propagation solve always runs in float64. The share compares "
         "forward+backward of the loss with the cross-entropy training step of part 1 at the same batch size.",
