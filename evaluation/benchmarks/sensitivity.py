@@ -48,8 +48,22 @@ def sweep_jobs(dataset: str, seeds: list[int], sweeps: dict[str, tuple[str, tupl
     ]
 
 
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> Path:
-    """One panel per option: validation and test kNN accuracy against the value (mean over seeds)."""
+    """One panel per option: validation and test kNN accuracy against the value (mean over seeds).
+
+    A numeric option (labelled fraction, graph weight) is drawn as lines over its real values; an
+    option whose values include names (sigma: ``sqrt_median``, ``dicm`` and fixed numbers) as
+    separate points, one per value, with no line joining them. Panels are stacked so that each
+    is wide enough to read in the docs' column.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -58,25 +72,37 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
         ((option, value),) = result["job"]["options"].items()
         points[option][str(value)]["val"].append(result["best_val"])
         points[option][str(value)]["test"].append(result["test"]["knn_accuracy"])
-    figure = Figure(figsize=(4.0 * max(1, len(points)), 3.6))
+    figure = Figure(figsize=(7.0, 2.9 * max(1, len(points))))
     FigureCanvasAgg(figure)
-    for i, option in enumerate(points, start=1):
-        axes = figure.add_subplot(1, len(points), i)
-        labels = list(points[option])
-        for split, marker in (("val", "o"), ("test", "s")):
-            axes.plot(
-                range(len(labels)),
-                [statistics.fmean(points[option][v][split]) for v in labels],
-                marker=marker,
-                label=f"{split} kNN accuracy",
-            )
-        axes.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
-        axes.set_xlabel(option)
+    styles = (("val", "o", "validation kNN accuracy", -0.08), ("test", "s", "test kNN accuracy", 0.08))
+    options = sorted(points, key=lambda o: list(SWEEPS).index(o) if o in SWEEPS else len(SWEEPS))
+    for i, option in enumerate(options, start=1):
+        axes = figure.add_subplot(len(points), 1, i)
+        swept = [str(v) for v in SWEEPS.get(option, ("", ()))[1]]
+        labels = sorted(points[option], key=lambda v: swept.index(v) if v in swept else len(swept))
+        numeric = all(_is_number(v) for v in labels)
+        if numeric:
+            labels = sorted(labels, key=float)
+        for split, marker, name, offset in styles:
+            means = [statistics.fmean(points[option][v][split]) for v in labels]
+            if numeric:
+                axes.plot([float(v) for v in labels], means, marker=marker, label=name)
+            else:
+                axes.plot([j + offset for j in range(len(labels))], means, marker=marker, linestyle="none",
+                          markersize=8, label=name)
+        if numeric:
+            axes.set_xticks([float(v) for v in labels], labels)
+        else:
+            axes.set_xticks(range(len(labels)), labels)
+            axes.set_xlim(-0.5, len(labels) - 0.5)
+        axes.set_xlabel(option.replace("_", " ") + ("" if numeric else " (rule or fixed value)"), fontsize=10)
+        axes.set_ylabel("kNN accuracy", fontsize=10)
+        axes.tick_params(labelsize=9)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=120)
     return path
 
 
