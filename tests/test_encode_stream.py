@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from tiny_model import simple_corpus
 
 import st_gloss.evaluation.encode as encode_module
-from st_gloss.evaluation.encode import encode_texts, encode_to_file
-from st_gloss.errors import InputError
 from st_gloss.cli import main
+from st_gloss.errors import InputError
+from st_gloss.evaluation.encode import encode_texts, encode_to_file
 
 
 @pytest.fixture()
@@ -147,12 +147,12 @@ def test_cli_embeddings_dir_streams_reuses_and_gives_the_same_numbers(tiny_model
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
     assert a["models"][0]["results"]["knn"] == b["models"][0]["results"]["knn"]
     assert a["options"]["embeddings_dir"] == str(cache) and a["options"]["chunk_size"] == 5
-    # A second run reuses the finished files (no --force needed); --force re-encodes.
+    # A second run reuses the finished files (no --overwrite needed); --overwrite re-encodes.
     written = {p: p.stat().st_mtime_ns for p in cache.glob("*/*.npy")}
     again = runner.invoke(main, ["eval", *map(str, common), "--embeddings-dir", str(cache)])
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in written} == written
-    forced = runner.invoke(main, ["eval", *map(str, common), "--embeddings-dir", str(cache), "--force"])
+    forced = runner.invoke(main, ["eval", *map(str, common), "--embeddings-dir", str(cache), "--overwrite"])
     assert forced.exit_code == 0, forced.output
     assert all(p.stat().st_mtime_ns != t for p, t in written.items())
 
@@ -166,5 +166,5 @@ def test_cli_refuses_a_foreign_file_in_the_embeddings_dir(tiny_model_path, tmp_p
     target = next(cache.glob("*/*-test.npy"))
     target.with_name(target.name + ".json").unlink()  # now nothing says the file is ours
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2 and "pass overwrite=True (--force)" in result.output
+    assert result.exit_code == 2 and "pass overwrite=True (--overwrite)" in result.output
     assert "Traceback" not in result.output

@@ -1,37 +1,31 @@
-"""``st-gloss eval``: kNN, silhouette, linear probe and MTEB for one or more models on one dataset."""
+"""``st-gloss eval``: kNN, silhouette, linear probe and MTEB for one or more models on one dataset.
+
+The command checks its options and output locations, loads the data, then calls
+:func:`st_gloss.evaluation.evaluate` once per model and prints/writes what it returns.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 import warnings
 from pathlib import Path
 
 import click
 
+from st_gloss.cli.options import overwrite_option, progress_option, seed_option
 from st_gloss.errors import InputError
 
 METRICS = ("knn", "silhouette", "probe", "mteb")
 DEFAULT_METRICS = "knn,silhouette,probe"
 
 
-def _parse_metrics(value: str) -> list[str]:
-    chosen = [m.strip().lower() for m in value.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METRICS]
-    if unknown or not chosen:
-        raise InputError(f"unknown metric(s) {', '.join(unknown) or '(none)'} in --metrics; "
-                         f"choose from {','.join(METRICS)}")
-    return list(dict.fromkeys(chosen))
-
-
 def _load_data(data: str, data_root, text_column, label_column, on_empty):
-    from st_gloss.evaluation.data import load_labelled_data
+    from st_gloss.evaluation.pipeline import load_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reported below, once per split
-        labelled = load_labelled_data(data, data_root=data_root, text_column=text_column,
-                                      label_column=label_column, on_empty=on_empty)
+        labelled = load_data(data, data_root=data_root, text_column=text_column,
+                             label_column=label_column, on_empty=on_empty)
     for split in labelled.splits.values():
         if split.skipped:
             click.echo(f"Warning: {labelled.name} {split.name}: skipped {split.skipped} row(s) with "
@@ -39,136 +33,26 @@ def _load_data(data: str, data_root, text_column, label_column, on_empty):
     return labelled
 
 
-def _slug(name: str) -> str:
-    """A file-name-safe, collision-free folder name for a model or dataset name."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[-60:] or "model"
-    return f"{readable}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+def _local_models(models: list[str]) -> dict[str, str]:
+    """The models that are local folders (the bundled one included), for the overlap checks."""
+    from st_gloss.evaluation.models import resolve_model_name
 
-
-def _encoder(model, labelled, model_name: str, *, batch_size: int, progress: bool,
-             embeddings_dir: str | None, chunk_size: int, force: bool):
-    """A function split name -> embeddings: in memory, or streamed to ``embeddings_dir``."""
-    from st_gloss.evaluation.encode import encode_texts, encode_to_file
-
-    def encode(split_name: str):
-        texts = labelled[split_name].texts
-        if embeddings_dir is None:
-            return encode_texts(model, texts, batch_size=batch_size, show_progress_bar=progress)
-        path = Path(embeddings_dir) / _slug(model_name) / f"{_slug(labelled.name)}-{split_name}.npy"
-        return encode_to_file(model, texts, path, chunk_size=chunk_size, batch_size=batch_size,
-                              overwrite=force, show_progress_bar=progress)
-
-    return encode
-
-
-def _knn_with_warnings(*args, **kwargs):
-    """``knn_classify``, with its warnings (a low recall) echoed as one-line messages."""
-    from st_gloss.evaluation.knn import knn_classify
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        result = knn_classify(*args, **kwargs)
-    for warning in caught:
-        click.echo(f"Warning: {warning.message}", err=True)
-    return result
-
-
-def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str], k: int,
-                   weighting: str, batch_size: int, max_seq_length: int | None,
-                   silhouette_metric: str, silhouette_max_samples: int, mteb_tasks: list[str],
-                   mteb_samples_per_label: int, device: str | None, seed: int, progress: bool,
-                   index_options=None, embeddings_dir: str | None = None,
-                   chunk_size: int = 10_000, force: bool = False):
-    """Every requested metric for one model; returns (report entry, test embeddings)."""
-    from st_gloss.evaluation.models import load_model, resolve_model_name
-
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    model = load_model(model_name, device=device, max_seq_length=max_seq_length)
-    timings["load_model"] = time.perf_counter() - start
-    index_name = labelled.index_split()
-    same_set = index_name == split
-    evaluated = labelled.split(split)
-    needs_index = not same_set and ({"knn", "probe"} & set(metrics))
-
-    encode = _encoder(model, labelled, model_name, batch_size=batch_size, progress=progress,
-                      embeddings_dir=embeddings_dir, chunk_size=chunk_size, force=force)
-    start = time.perf_counter()
-    query = encode(split)
-    index = encode(index_name) if needs_index else None
-    timings["encode"] = time.perf_counter() - start
-
-    results: dict[str, dict] = {}
-    common = {"num_classes": labelled.num_classes, "label_names": labelled.label_names}
-    if "knn" in metrics:
-        start = time.perf_counter()
-        knn_options = {"k": k, "weighting": weighting, "index": index_options or "auto", **common}
-        if same_set:
-            result = _knn_with_warnings(query, evaluated.labels, query, evaluated.labels,
-                                        leave_one_out=True, **knn_options)
-        else:
-            result = _knn_with_warnings(index, labelled[index_name].labels, query, evaluated.labels,
-                                        **knn_options)
-        results["knn"] = {**result.to_dict(), "index_split": index_name,
-                          "leave_one_out": same_set}
-        timings["knn"] = time.perf_counter() - start
-    if "silhouette" in metrics:
-        from st_gloss.evaluation.silhouette import silhouette
-
-        start = time.perf_counter()
-        result = silhouette(query, evaluated.labels, metric=silhouette_metric,
-                            max_samples=silhouette_max_samples, seed=seed)
-        results["silhouette"] = result.to_dict()
-        timings["silhouette"] = time.perf_counter() - start
-    if "probe" in metrics:
-        from st_gloss.evaluation.probe import cross_validated_probe, linear_probe
-
-        start = time.perf_counter()
-        if same_set:
-            result = cross_validated_probe(query, evaluated.labels, seed=seed, **common)
-        else:
-            result = linear_probe(index, labelled[index_name].labels, query, evaluated.labels,
-                                  seed=seed, **common)
-        results["probe"] = result.to_dict()
-        timings["probe"] = time.perf_counter() - start
-    if "mteb" in metrics:
-        from st_gloss.evaluation.mteb_tasks import builtin_tasks, make_classification_task, run_mteb
-
-        start = time.perf_counter()
-        tasks = []
-        if not same_set:
-            tasks.append(make_classification_task(labelled, eval_split=split,
-                                                  train_split=index_name,
-                                                  samples_per_label=mteb_samples_per_label,
-                                                  seed=seed))
-        tasks += builtin_tasks(mteb_tasks)
-        results["mteb"] = run_mteb(model, tasks, batch_size=batch_size,
-                                   show_progress_bar=progress)
-        timings["mteb"] = time.perf_counter() - start
-
-    entry = {
-        "model": model_name,
-        "resolved_model": resolve_model_name(model_name),
-        "embedding_dim": int(query.shape[1]),
-        "max_seq_length": model.max_seq_length,
-        "results": results,
-        "seconds": timings,
-    }
-    return entry, query
+    return {f"the model {name}": resolve_model_name(name) for name in models}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("models", nargs=-1)
 @click.option("--data", "data", required=True,
-              help="Folder with train.csv/test.csv (val.csv optional), a CSV/JSONL file, a dataset "
-                   "name under --data-root (mr, r8, r52, ohsumed, 20ng), or a hub dataset.")
+              help="Folder with train.csv/test.csv (val.csv optional), a CSV/JSONL file, a bundled "
+                   "sample (sample:mr, sample:r8), a dataset name under --data-root (mr, r8, r52, "
+                   "ohsumed, 20ng), or a hub dataset.")
 @click.option("--data-root", type=click.Path(file_okay=False),
               help="Folder holding the named datasets [default: $ST_GLOSS_DATA].")
 @click.option("--split", default=None,
               help="Split to evaluate [default: test, or the only split of a single file].")
 @click.option("--metrics", default=DEFAULT_METRICS, show_default=True,
               help=f"Comma-separated subset of {','.join(METRICS)}.")
-@click.option("--k", "k", default=10, show_default=True, type=int, help="kNN neighbours.")
+@click.option("--k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="kNN neighbours.")
 @click.option("--weighting", type=click.Choice(["majority", "similarity"]), default="majority",
               show_default=True, help="kNN vote.")
 @click.option("--index", "index_kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
@@ -185,38 +69,37 @@ def evaluate_model(model_name: str, labelled, *, split: str, metrics: list[str],
                    "(bounded memory); an interrupted run resumes, a finished file is reused.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Texts encoded and written per chunk with --embeddings-dir [default: 10000].")
-@click.option("--batch-size", default=32, show_default=True, type=int, help="Encoding batch size.")
-@click.option("--max-seq-length", type=int, default=None,
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Encoding batch size.")
+@click.option("--max-seq-length", type=click.IntRange(min=1), default=None,
               help="Truncate texts to this many tokens [default: the model's limit].")
 @click.option("--silhouette-metric", type=click.Choice(["cosine", "euclidean"]), default="cosine",
-              show_default=True)
-@click.option("--silhouette-max-samples", type=int, default=5000, show_default=True,
+              show_default=True, help="Distance of the silhouette.")
+@click.option("--silhouette-max-samples", type=click.IntRange(min=2), default=5000, show_default=True,
               help="Above this many texts, a stratified sampled silhouette estimate.")
 @click.option("--mteb-task", "mteb_tasks", multiple=True,
               help="A built-in MTEB classification task to run as well (needs the hub); repeatable.")
-@click.option("--mteb-samples-per-label", type=int, default=8, show_default=True,
+@click.option("--mteb-samples-per-label", type=click.IntRange(min=1), default=8, show_default=True,
               help="Few-shot training examples per class in MTEB's probe.")
-@click.option("--text-column", default="text", show_default=True)
-@click.option("--label-column", default="label", show_default=True)
+@click.option("--text-column", default="text", show_default=True, help="Column that holds the texts.")
+@click.option("--label-column", default="label", show_default=True, help="Column that holds the labels.")
 @click.option("--on-empty", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
               help="Rows with an empty text or label: skip them (with a count) or refuse the data.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write every figure as JSON here.")
-@click.option("--force", is_flag=True,
-              help="Overwrite an existing --output or --plot file and re-encode files in "
-                   "--embeddings-dir.")
+@overwrite_option("Replace an existing --output or --plot file and re-encode files in --embeddings-dir.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Write a 2-D picture (PNG) of the evaluated split, one panel per model.")
-@click.option("--plot-method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
+@click.option("--plot-method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True,
+              help="2-D projection of --plot.")
 @click.option("--device", default=None, help="cpu, cuda, mps... [default: automatic].")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the silhouette sample, the probe, MTEB, the IVF training sample and "
-                   "the queries that measure the recall.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bars for encoding and MTEB.")
+@seed_option("Seed of the silhouette sample, the probe, MTEB, the IVF training sample and "
+             "the queries that measure the recall.")
+@progress_option("Progress bars for encoding and MTEB.")
 def eval_command(models, data, data_root, split, metrics, k, weighting, index_kind, nprobe, hnsw_ef,
                  embeddings_dir, chunk_size, batch_size, max_seq_length, silhouette_metric,
                  silhouette_max_samples, mteb_tasks, mteb_samples_per_label, text_column,
-                 label_column, on_empty, output, force, plot, plot_method, device, seed, progress):
+                 label_column, on_empty, output, overwrite, force, plot, plot_method, device, seed,
+                 progress):
     """Measure embedding quality of MODELS (default: the bundled MiniLM) on labelled data.
 
     Texts are encoded once per model and reused by every metric. kNN uses the train split as
@@ -227,26 +110,29 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, index_ki
 
     \b
     Examples:
+      st-gloss eval --data sample:r8
       st-gloss eval default ./my-model --data r8 --data-root ../shared/data --output r8.json
       st-gloss eval ./my-model --data big.csv --metrics knn --index ivf --embeddings-dir cache/
     """
     from st_gloss.evaluation.encode import DEFAULT_CHUNK_SIZE
     from st_gloss.evaluation.index import IndexOptions
+    from st_gloss.evaluation.models import check_device, load_model
+    from st_gloss.evaluation.pipeline import _parse_metrics, evaluate
     from st_gloss.evaluation.report import (
         check_output_path,
+        check_writable,
         environment_info,
         index_summary,
+        refuse_overlap,
         results_table,
         write_json,
     )
 
-    chosen = _parse_metrics(metrics)
-    if k < 1:
-        raise InputError(f"--k must be at least 1, got {k}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    if mteb_samples_per_label < 1:
-        raise InputError(f"--mteb-samples-per-label must be at least 1, got {mteb_samples_per_label}")
+    overwrite = overwrite or force
+    try:
+        chosen = _parse_metrics(metrics)
+    except InputError as exc:
+        raise InputError(f"{exc} (in --metrics)") from None
     if mteb_tasks and "mteb" not in chosen:
         chosen.append("mteb")
     if chunk_size is not None and embeddings_dir is None:
@@ -254,41 +140,59 @@ def eval_command(models, data, data_root, split, metrics, k, weighting, index_ki
                          "give --embeddings-dir DIR as well, or drop --chunk-size")
     if embeddings_dir is not None and Path(embeddings_dir).exists() and not Path(embeddings_dir).is_dir():
         raise InputError(f"--embeddings-dir {embeddings_dir} is a file; give a folder")
+    check_device(device)
     chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
     index_options = IndexOptions(kind=index_kind, nprobe=nprobe, hnsw_ef_search=hnsw_ef, seed=seed)
-    output_path = check_output_path(output, force) if output else None
-    plot_path = check_output_path(plot, force) if plot else None
-    if not progress:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
     models = list(models) or ["default"]
     if len(set(models)) != len(models):
         raise InputError("a model is named twice; name each model once")
-
+    # Every output is checked (writable, not an input) before anything is loaded or computed.
+    inputs = _local_models(models)
+    output_path = check_output_path(output, overwrite) if output else None
+    plot_path = check_output_path(plot, overwrite) if plot else None
+    if embeddings_dir is not None:
+        check_writable(embeddings_dir)
     labelled = _load_data(data, data_root, text_column, label_column, on_empty)
+    inputs["the data"] = labelled.source
+    for option, path in (("--output", output_path), ("--plot", plot_path), ("--embeddings-dir", embeddings_dir)):
+        if path is not None:
+            refuse_overlap(path, option, inputs)
     if split is None:
         split = "test" if "test" in labelled else labelled.index_split()
     evaluated = labelled.split(split)
     if "mteb" in chosen and split == labelled.index_split() and not mteb_tasks:
         raise InputError("MTEB classification needs a train split besides the evaluated one; "
                          "give a folder with train.csv and test.csv, or name --mteb-task")
+    if not progress:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
     entries, panels = [], []
     for name in models:
         if len(models) > 1 or progress:
             click.echo(f"Evaluating {name} on {labelled.name} [{split}]...", err=True)
-        entry, embeddings = evaluate_model(
-            name, labelled, split=split, metrics=chosen, k=k, weighting=weighting,
-            batch_size=batch_size, max_seq_length=max_seq_length,
+        start = time.perf_counter()
+        model = load_model(name, device=device, max_seq_length=max_seq_length)
+        loaded = time.perf_counter() - start
+        report = evaluate(
+            model, labelled, chosen, split=split, k=k, weighting=weighting, index=index_options,
             silhouette_metric=silhouette_metric, silhouette_max_samples=silhouette_max_samples,
             mteb_tasks=list(mteb_tasks), mteb_samples_per_label=mteb_samples_per_label,
-            device=device, seed=seed, progress=progress, index_options=index_options,
-            embeddings_dir=embeddings_dir, chunk_size=chunk_size, force=force,
+            batch_size=batch_size, embeddings_dir=embeddings_dir, chunk_size=chunk_size,
+            overwrite=overwrite, model_name=name, seed=seed, progress=progress,
+            on_warning=lambda message: click.echo(f"Warning: {message}", err=True),
         )
-        entries.append(entry)
+        entries.append({
+            "model": name,
+            "resolved_model": inputs[f"the model {name}"],
+            "embedding_dim": report.embedding_dim,
+            "max_seq_length": model.max_seq_length,
+            "results": report.results(),
+            "seconds": {"load_model": loaded, **report.seconds},
+        })
         if plot_path is not None:
-            panels.append((name, embeddings))
+            panels.append((name, report.embeddings))
 
     click.echo(f"{labelled.name} [{split}]: {len(evaluated)} texts, {labelled.num_classes} classes")
     click.echo(results_table(entries))

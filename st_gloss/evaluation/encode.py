@@ -10,13 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from st_gloss.evaluation.data import LabelledData
 from st_gloss.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 10_000
@@ -53,32 +50,6 @@ def encode_texts(model, texts: list[str], *, batch_size: int = 32,
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def encode_splits(model, data: LabelledData, splits: Iterable[str], *, batch_size: int = 32,
-                  show_progress_bar: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Embed each named split of ``data`` once.
-
-    Args:
-        model: a ``SentenceTransformer``.
-        data: the labelled data.
-        splits: split names (duplicates are encoded once).
-        batch_size: texts per forward pass.
-        show_progress_bar: show a progress bar per split.
-
-    Returns:
-        ``(embeddings, seconds)``: split name -> vectors, and split name -> wall time.
-
-    Examples:
-        >>> vectors, seconds = encode_splits(model, data, ["train", "test"])  # doctest: +SKIP
-    """
-    embeddings, seconds = {}, {}
-    for name in dict.fromkeys(splits):
-        start = time.perf_counter()
-        embeddings[name] = encode_texts(model, data[name].texts, batch_size=batch_size,
-                                        show_progress_bar=show_progress_bar)
-        seconds[name] = time.perf_counter() - start
-    return embeddings, seconds
-
-
 def _texts_digest(texts: list[str]) -> str:
     digest = hashlib.sha256()
     for text in texts:
@@ -97,7 +68,7 @@ def _write_state(path: Path, state: dict) -> None:
 def _resume_from(path: Path, state_path: Path, model, texts: list[str], digest: str,
                  batch_size: int) -> int:
     """Rows already written to ``path`` by an earlier run on the same texts and model."""
-    refuse = "pass overwrite=True (--force) to replace it, or choose another file (--embeddings-dir)"
+    refuse = "pass overwrite=True (--overwrite) to replace it, or choose another file (--embeddings-dir)"
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

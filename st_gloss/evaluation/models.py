@@ -57,6 +57,49 @@ def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
     return name
 
 
+def check_device(device: str | None) -> str | None:
+    """Check that ``device`` names a device this machine has; ``None`` (automatic) passes.
+
+    Raises:
+        InputError: an unknown device name, or CUDA/MPS when this machine (or this torch) has none.
+
+    Examples:
+        >>> check_device("cpu")
+        'cpu'
+        >>> check_device("gpu0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        st_gloss.errors.InputError: unknown device 'gpu0'; give cpu, cuda, cuda:1, mps... or leave it out ...
+    """
+    if device is None:
+        return None
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"unknown device {device!r}; give cpu, cuda, cuda:1, mps... or leave it out "
+                         "(automatic)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}); "
+                             "use --device cpu or leave it out")
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(f"device {device!r}: this machine has {count} CUDA device(s), "
+                             f"cuda:0..cuda:{count - 1}")
+    elif parsed.type == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        if backend is None or not backend.is_available():
+            raise InputError(f"device {device!r}: MPS is not available here; use --device cpu or leave it out")
+    elif parsed.type != "cpu":  # xpu, xla, meta...: only a backend that says it is available
+        backend = getattr(torch, parsed.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise InputError(f"device {device!r} is not available here; use --device cpu or leave it out")
+    return device
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     *,
@@ -82,6 +125,9 @@ def load_model(
     """
     from sentence_transformers import SentenceTransformer
 
+    check_device(device)
+    if max_seq_length is not None and max_seq_length < 1:
+        raise InputError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
     resolved = resolve_model_name(name_or_path)
     try:
         model = SentenceTransformer(resolved, device=device, trust_remote_code=trust_remote_code)
@@ -93,7 +139,5 @@ def load_model(
             "hub did not provide it (offline?); give a local folder"
         ) from exc
     if max_seq_length is not None:
-        if max_seq_length < 1:
-            raise InputError(f"max_seq_length must be a positive number of tokens, got {max_seq_length}")
         model.max_seq_length = max_seq_length
     return model

@@ -55,12 +55,12 @@ def environment_info() -> dict:
     }
 
 
-def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse to overwrite an existing file unless ``force``; check the folder exists.
+def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse to overwrite an existing file unless ``overwrite``; check its folder exists and is writable.
 
     Args:
         path: the output file.
-        force: allow overwriting.
+        overwrite: allow replacing an existing file.
 
     Examples:
         >>> check_output_path("/tmp/new-results.json")  # doctest: +SKIP
@@ -69,12 +69,89 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     target = Path(path).expanduser()
     if target.is_dir():
         raise InputError(f"output {target} is a folder; give a file name such as {target}/results.json")
-    if target.exists() and not force:
-        raise InputError(f"output file {target} exists; pass --force to overwrite it or choose "
+    if target.exists() and not overwrite:
+        raise InputError(f"output file {target} exists; pass --overwrite to replace it or choose "
                          "another name")
     if not target.parent.exists():
+        check_writable(target.parent)  # a file on the way says so; otherwise:
         raise InputError(f"output folder {target.parent} does not exist; create it first")
+    check_writable(target)
     return target
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check that ``path`` (a file or folder, existing or not) can be written, before any work starts.
+
+    The nearest existing folder on the way to ``path`` receives a probe file that is deleted at
+    once, so a read-only folder, a full disk or a file in the way (``out.txt/model``) is found
+    now, not after an hour of training.
+
+    Raises:
+        InputError: naming the folder and the reason.
+
+    Examples:
+        >>> check_writable("/tmp/st-gloss-new/model")
+        PosixPath('/tmp/st-gloss-new/model')
+        >>> check_writable("/etc/hostname/model")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        st_gloss.errors.InputError: cannot write /etc/hostname/model: /etc/hostname is a file, not a folder; ...
+    """
+    import tempfile
+
+    target = Path(path).expanduser()
+    folder = target if target.is_dir() else target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {target}: {folder} is a file, not a folder; choose another location")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".st-gloss-write-check-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {folder} is not writable ({exc.strerror or exc}); "
+                         "choose another location") from None
+    return target
+
+
+def _inside(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def refuse_overlap(output: str | os.PathLike, option: str, inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse an output that is, contains or lies inside one of the ``inputs`` (a model, the data).
+
+    Writing or deleting there could destroy the input (``st-gloss train M --output M
+    --overwrite`` would delete the model before loading it), so it is refused before anything
+    is touched. Inputs that are not local paths (hub names) are ignored.
+
+    Args:
+        output: the output file or folder.
+        option: its option name for the message (``--output``).
+        inputs: a description (``"the model"``) -> its path, or ``None``.
+
+    Examples:
+        >>> refuse_overlap("/etc/out", "--output", {"the model": "/etc"})
+        Traceback (most recent call last):
+        ...
+        st_gloss.errors.InputError: --output /etc/out lies inside the model /etc; choose an output outside it
+        >>> refuse_overlap("/tmp/out", "--output", {"the model": "sentence-transformers/all-MiniLM-L6-v2"})
+    """
+    target = Path(output).expanduser().resolve()
+    for what, path in inputs.items():
+        if path is None or not Path(path).expanduser().exists():
+            continue
+        source = Path(path).expanduser().resolve()
+        if target == source:
+            relation = "is"
+        elif _inside(target, source):
+            relation = "lies inside"
+        elif _inside(source, target):
+            relation = "contains"
+        else:
+            continue
+        raise InputError(f"{option} {output} {relation} {what} {path}; choose an output outside it")
 
 
 def write_json(payload: dict, path: str | os.PathLike) -> None:

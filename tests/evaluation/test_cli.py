@@ -115,15 +115,15 @@ def test_skipped_rows_are_reported(tiny_model_path, tmp_path):
     assert json.loads((tmp_path / "o.json").read_text())["data"]["skipped_rows"]["test"] == 1
 
 
-def test_existing_output_needs_force(tiny_model_path, tmp_path):
+def test_existing_output_needs_overwrite(tiny_model_path, tmp_path):
     output = tmp_path / "out.json"
     output.write_text("keep me")
     args = [tiny_model_path, "--data", _toy(tmp_path / "t"), "--no-progress", "--k", 3,
             "--metrics", "knn", "--output", output]
     result = _invoke(*args)
-    assert result.exit_code == 2 and "pass --force" in result.output
+    assert result.exit_code == 2 and "pass --overwrite" in result.output
     assert output.read_text() == "keep me"
-    result = _invoke(*args, "--force")
+    result = _invoke(*args, "--overwrite")
     assert result.exit_code == 0 and json.loads(output.read_text())["models"]
 
 
