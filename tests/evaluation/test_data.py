@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from st_gloss.evaluation.data import load_labelled_data
 from st_gloss.errors import InputError
+from st_gloss.evaluation.data import load_labelled_data
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,7 +110,7 @@ def test_missing_file_and_wrong_suffix(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_labelled_data(tmp_path / "nope.csv")
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(InputError, match="neither .csv nor .jsonl"):
+    with pytest.raises(InputError, match="is not .csv, .tsv, .jsonl or .parquet; convert it"):
         load_labelled_data(tmp_path / "x.txt")
 
 
