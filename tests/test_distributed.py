@@ -33,6 +33,7 @@ def single_process_reference(options):
     return value.detach(), weight.grad, inputs.grad
 
 
+@pytest.mark.slow  # starts two Python processes that import torch
 def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     port = free_port()
     world = len(ROWS_PER_RANK)
@@ -73,6 +74,7 @@ def test_gathering_is_a_no_op_with_one_process():
     torch.testing.assert_close(a.compute_loss_from_embeddings(emb, labels), b.compute_loss_from_embeddings(emb, labels))
 
 
+@pytest.mark.slow  # torchrun: two processes that train
 def test_trainer_under_torchrun_builds_one_graph_over_both_processes(tiny_model_path, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(free_port()), str(HERE / "trainer_script.py"), str(tiny_model_path), str(tmp_path)]

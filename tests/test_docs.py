@@ -25,6 +25,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+# Every test here needs the built site (mkdocs build --strict, tens of seconds): slow.
+pytestmark = pytest.mark.slow
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

