@@ -1,6 +1,6 @@
 """Classifier heads on frozen embeddings: propagation variants against logistic regression and kNN.
 
-Three parts (``--part``, default all):
+Three parts (``--part``: all, the default; ``timing`` = throughput + scaling; or one):
 
 - ``quality``: the bundled all-MiniLM-L6-v2 (untrained), ``--shots`` labelled texts per class
   drawn from the train split of each dataset (``--seeds`` draws; a class with fewer texts gives
@@ -233,7 +233,7 @@ def _environment() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "quality", "throughput", "scaling"), default="all")
+    parser.add_argument("--part", choices=("all", "quality", "timing", "throughput", "scaling"), default="all")
     parser.add_argument("--data-root", default="/work/shared/data")
     parser.add_argument("--datasets", default="r8,mr")
     parser.add_argument("--shots", default="8,64")
@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="markdown file (default: evaluation/results/...)")
     args = parser.parse_args(argv)
     command = "python -m evaluation.benchmarks.classifier_heads " + shlex.join(sys.argv[1:] if argv is None else argv)
-    parts = ["quality", "throughput", "scaling"] if args.part == "all" else [args.part]
+    parts = {"all": ["quality", "throughput", "scaling"], "timing": ["throughput", "scaling"]}.get(args.part,
+                                                                                               [args.part])
     header = ["Made with:", "", "```", command, "```", "", _environment(), ""]
     if "quality" in parts:
         lines = ["# Classifier heads on frozen embeddings", "", *header]

@@ -138,6 +138,8 @@ class LogisticHead(Head):
         c: inverse regularisation strength (scikit-learn's ``C``).
         max_iter: solver iterations.
         seed: the solver's random state.
+        normalize: L2-normalise the embeddings first (``False`` only for a head fit on raw
+            embeddings elsewhere, e.g. a SetFit head with ``normalize_embeddings=False``).
 
     Examples:
         >>> rng = np.random.default_rng(0)
@@ -149,9 +151,9 @@ class LogisticHead(Head):
 
     kind = "logistic"
 
-    def __init__(self, c: float = 1.0, max_iter: int = 1000, seed: int = 0) -> None:
+    def __init__(self, c: float = 1.0, max_iter: int = 1000, seed: int = 0, normalize: bool = True) -> None:
         super().__init__()
-        self.c, self.max_iter, self.seed = float(c), int(max_iter), int(seed)
+        self.c, self.max_iter, self.seed, self.normalize = float(c), int(max_iter), int(seed), bool(normalize)
         self.coef = self.intercept = self.classes = None
 
     def fit(self, embeddings, labels, num_classes: int) -> LogisticHead:
@@ -159,7 +161,7 @@ class LogisticHead(Head):
 
         x, y = check_fit_inputs(embeddings, labels, num_classes)
         model = LogisticRegression(C=self.c, max_iter=self.max_iter, random_state=self.seed)
-        model.fit(normalize_embeddings(x), y)
+        model.fit(self._inputs(x), y)
         self._load({"coef": model.coef_, "intercept": model.intercept_, "classes": model.classes_})
         self.num_classes = int(num_classes)
         return self
@@ -169,8 +171,11 @@ class LogisticHead(Head):
         self.intercept = np.asarray(tensors["intercept"], dtype=np.float64)
         self.classes = np.asarray(tensors["classes"], dtype=np.int64)
 
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        return normalize_embeddings(x) if self.normalize else np.asarray(x, dtype=np.float32)
+
     def predict_proba(self, embeddings) -> np.ndarray:
-        x = normalize_embeddings(self._check_ready(embeddings)).astype(np.float64)
+        x = self._inputs(self._check_ready(embeddings)).astype(np.float64)
         scores = x @ self.coef.T + self.intercept
         if self.coef.shape[0] == 1:  # two classes: scikit-learn's logistic (expit) form
             positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
@@ -182,7 +187,7 @@ class LogisticHead(Head):
         return out
 
     def options(self) -> dict:
-        return {"c": self.c, "max_iter": self.max_iter, "seed": self.seed}
+        return {"c": self.c, "max_iter": self.max_iter, "seed": self.seed, "normalize": self.normalize}
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef, "intercept": self.intercept, "classes": self.classes}

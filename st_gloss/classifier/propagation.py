@@ -36,6 +36,7 @@ import torch
 from st_gloss import functional
 from st_gloss.errors import InputError
 
+_DENSE_BLOCK = 2**24
 SIGMA_SAMPLE_SIZE = 2048
 """:func:`reference_sigma` applies the sigma rule to at most this many (seeded) reference rows."""
 
@@ -79,7 +80,7 @@ def reference_propagation(reference, reference_labels, queries, sigma: float, nu
     $F_{uc} = \sum_j \mathrm{softmax}_j(-\lVert x_u - x_j\rVert^2 / 2\sigma^2)\,[y_j = c]$ over all
     reference rows $j$ (dense), or over the query's ``num_neighbors`` nearest reference rows
     (sparse, exact FAISS search). Rows are L2-normalised first; computed in float64, in chunks of
-    ``chunk_size`` queries, so memory stays at ``chunk_size * |R|``.
+    at most ``chunk_size`` queries and 2^24 kernel entries (128 MB), so memory stays bounded.
 
     Args:
         reference: ``(n_ref, d)`` labelled embeddings.
@@ -119,8 +120,9 @@ def reference_propagation(reference, reference_labels, queries, sigma: float, nu
             out[rows] = torch.einsum("nk,nkc->nc", weights, targets[neighbours[rows]]).numpy()
         return out
     ref_sq = (ref * ref).sum(dim=1)
-    for start in range(0, query.shape[0], chunk_size):
-        q = query[start:start + chunk_size]
+    rows = max(1, min(chunk_size, _DENSE_BLOCK // max(ref.shape[0], 1)))  # at most 128 MB of float64 kernel
+    for start in range(0, query.shape[0], rows):
+        q = query[start:start + rows]
         d2 = ((q * q).sum(dim=1)[:, None] + ref_sq[None, :] - 2.0 * q @ ref.T).clamp_min(0.0)
         out[start:start + len(q)] = (torch.softmax(-d2 * scale, dim=1) @ targets).numpy()
     return out
