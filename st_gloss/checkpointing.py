@@ -1,7 +1,7 @@
-"""Trainer glue for ``st-gloss train``: the per-epoch curve, the best epoch on disk, early stopping.
+"""Trainer glue for ``st-gloss train``: the per-epoch curve and the best epoch on disk.
 
-Also a linear-probe evaluator, so that the probe can pick the best epoch like the kNN and
-silhouette evaluators of the evaluation package.
+Early stopping is transformers' own ``EarlyStoppingCallback``; the linear-probe evaluator that
+can pick the epoch lives with the other evaluators (:mod:`st_gloss.evaluation.evaluators`).
 """
 
 from __future__ import annotations
@@ -14,34 +14,61 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from st_gloss.compat import BaseEvaluator
-
 logger = logging.getLogger(__name__)
 
 _NOT_LOSS_PARTS = {"loss", "learning_rate", "grad_norm", "epoch", "step"}
 _NOT_VAL_METRICS = ("runtime", "samples_per_second", "steps_per_second", "sequential_score", "epoch")
 
 
+# Why not the trainer's own best-checkpoint machinery (load_best_model_at_end=True,
+# metric_for_best_model=...)? It requires save_strategy == eval_strategy, so every epoch writes a
+# full checkpoint (weights plus optimizer, scheduler and RNG state: about three times the model)
+# into the trainer's output_dir, and the best model is only copied back into the model when
+# train() returns. Ctrl-C, a crash or an OOM kill in epoch 5 of 200 would then leave the output
+# folder without a model, and we would still need a callback for the per-epoch curve. So the
+# model is saved here, straight into the output folder, whenever the validation metric improves
+# (the folder always holds the best epoch so far, with its model card); early stopping is
+# transformers' EarlyStoppingCallback, which reads the trainer's metric_for_best_model and
+# best_metric (kept by the trainer whatever the save strategy). Its patience counts evaluations
+# without a strict improvement, which with one evaluation per epoch is our --patience.
+
+
+def early_stopping(patience: int):
+    """transformers' ``EarlyStoppingCallback``: stop after ``patience`` evaluations without a strict improvement.
+
+    Needs ``metric_for_best_model`` and ``eval_strategy`` in the training arguments.
+
+    Examples:
+        >>> early_stopping(2).early_stopping_patience
+        2
+    """
+    from transformers import EarlyStoppingCallback
+
+    return EarlyStoppingCallback(early_stopping_patience=patience)
+
+
 class BestEpochCallback(TrainerCallback):
-    """Record the curve of a run, save the model at every new best epoch, stop after ``patience``.
+    """Record the curve of a run and save the model at every new best epoch.
 
     After every evaluation (one per epoch) the callback appends an entry to :attr:`curve`:
     ``{"epoch", "train_loss", "loss_parts", "val", "train_seconds", "eval_seconds"}``. When the
     validation ``metric`` beats the best so far (strictly), the model is saved to ``output`` (with
     its model card), so that folder always holds the best epoch: Ctrl-C or a crash leaves a usable
-    model. After ``patience`` evaluations without improvement it asks the trainer to stop.
+    model. Stopping is left to ``stopper`` (:func:`early_stopping`, listed before this callback
+    in the trainer's callbacks); the callback only reports it.
 
     Args:
         model: the SentenceTransformer being trained.
         output: the folder of the best model.
         metric: validation metric name without the ``eval_`` prefix (``knn_accuracy``); higher is better.
-        patience: evaluations without improvement before stopping.
+        stopper: the ``EarlyStoppingCallback`` of the run (``None``: no early stopping).
         echo: receives one line per epoch.
         on_epoch: called as ``on_epoch(curve, summary)`` after each epoch (``metrics.json`` updates).
 
     Examples:
-        >>> callback = BestEpochCallback(model, Path("out"), "knn_accuracy", patience=2)  # doctest: +SKIP
-        >>> SentenceTransformerTrainer(..., callbacks=[callback])  # doctest: +SKIP
+        >>> stopper = early_stopping(2)
+        >>> callback = BestEpochCallback(model, Path("out"), "knn_accuracy", stopper)  # doctest: +SKIP
+        >>> SentenceTransformerTrainer(..., callbacks=[stopper, callback])  # doctest: +SKIP
     """
 
     def __init__(
@@ -49,14 +76,14 @@ class BestEpochCallback(TrainerCallback):
         model,
         output: Path,
         metric: str,
-        patience: int,
+        stopper=None,
         echo: Callable[[str], None] = print,
         on_epoch: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
     ) -> None:
         self.model = model
         self.output = Path(output)
         self.metric = metric
-        self.patience = patience
+        self.stopper = stopper
         self.echo = echo
         self.on_epoch = on_epoch
         self.curve: list[dict[str, Any]] = []
@@ -105,15 +132,15 @@ class BestEpochCallback(TrainerCallback):
         if improved:
             self.best_value, self.best_epoch = value, epoch
             self.model.save(str(self.output), safe_serialization=True)
-        elif epoch - (self.best_epoch or 0) >= self.patience:
+        stopper = self.stopper
+        if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience:
             self.stopped_early = True
-            control.should_training_stop = True
         loss_text = "" if entry["train_loss"] is None else f"train loss {entry['train_loss']:.4f}, "
         self.echo(
             f"epoch {epoch}: {loss_text}val {self.metric} {value:.4f}"
             f"{' (best, saved)' if improved else ''}; {entry['train_seconds']:.1f}s training, "
             f"{entry['eval_seconds']:.1f}s validation"
-            + (f"; no improvement for {self.patience} epochs, stopping" if self.stopped_early else "")
+            + (f"; no improvement for {stopper.early_stopping_patience} epochs, stopping" if self.stopped_early else "")
         )
         if self.on_epoch is not None:
             self.on_epoch(self.curve, self.summary())
@@ -127,50 +154,3 @@ class BestEpochCallback(TrainerCallback):
             "epochs_run": len(self.curve),
             "stopped_early": self.stopped_early,
         }
-
-
-class LinearProbeEvaluator(BaseEvaluator):
-    """Validation accuracy of a logistic regression fit on the frozen train embeddings.
-
-    Metrics ``{name}_accuracy`` (primary) and ``{name}_macro_f1``, from
-    :func:`st_gloss.evaluation.probe.linear_probe`.
-
-    Args:
-        train: the training :class:`~st_gloss.evaluation.data.Split` (fit set).
-        val: the validation split (scored).
-        seed: random state of the solver.
-        name: prefix of the metric names.
-        batch_size: encoding batch size.
-        write_csv: unused (kept for the evaluators' common signature).
-
-    Examples:
-        >>> evaluator = LinearProbeEvaluator(data["train"], data["val"])  # doctest: +SKIP
-        >>> evaluator(model)  # doctest: +SKIP
-        {'probe_accuracy': 0.86, 'probe_macro_f1': 0.85}
-    """
-
-    def __init__(
-        self, train, val, *, seed: int = 0, name: str = "probe", batch_size: int = 64, write_csv: bool = False
-    ):
-        super().__init__()
-        self.train, self.val = train, val
-        self.seed = seed
-        self.name = name
-        self.batch_size = batch_size
-        self.primary_metric = "accuracy"
-        self.greater_is_better = True
-
-    def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
-        from st_gloss.evaluation.encode import encode_texts
-        from st_gloss.evaluation.probe import linear_probe
-
-        train = encode_texts(model, self.train.texts, batch_size=self.batch_size, show_progress_bar=False)
-        val = encode_texts(model, self.val.texts, batch_size=self.batch_size, show_progress_bar=False)
-        result = linear_probe(train, self.train.labels, val, self.val.labels, seed=self.seed)
-        metrics = self.prefix_name_to_metrics({"accuracy": result.accuracy, "macro_f1": result.macro_f1}, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """Configuration shown in the model card."""
-        return {"classifier": "logistic regression (L2, lbfgs)"}

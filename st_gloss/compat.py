@@ -22,11 +22,6 @@ try:  # sentence-transformers >= 5.4 (v6 layout)
 except ImportError:  # pragma: no cover - older releases
     from sentence_transformers.evaluation import SentenceEvaluator as BaseEvaluator  # type: ignore[no-redef]
 
-try:  # 6.x
-    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
-except ImportError:  # 5.x
-    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
-
 from sentence_transformers import SentenceTransformer
 
 
@@ -34,10 +29,15 @@ def warmup_arguments(ratio: float) -> dict[str, float]:
     """Training arguments for a linear warmup over ``ratio`` of the steps.
 
     transformers 5 takes a float ``warmup_steps`` and deprecates ``warmup_ratio``; 4.x needs the latter.
+
+    Examples:
+        >>> sorted(warmup_arguments(0.1))  # with transformers 5
+        ['warmup_steps']
     """
     import transformers
+    from packaging.version import Version
 
-    if int(transformers.__version__.split(".")[0]) >= 5:
+    if Version(transformers.__version__).major >= 5:
         return {"warmup_steps": float(ratio)}
     return {"warmup_ratio": float(ratio)}
 
@@ -54,7 +54,6 @@ def embedding_dimension(model: SentenceTransformer) -> int:
 __all__ = [
     "BaseEvaluator",
     "DefaultBatchSampler",
-    "SentenceEvaluator",
     "SentenceTransformer",
     "embedding_dimension",
     "st_losses",

@@ -1,12 +1,13 @@
-"""``st-gloss demo``: fine-tune the bundled MiniLM with G-Loss on a bundled sample, before/after."""
+"""The demo: fine-tune the bundled MiniLM with G-Loss on a bundled sample, test metrics before/after.
+
+``st-gloss demo`` (:mod:`st_gloss.cli.demo`) is a thin layer over :func:`run_demo`.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 from st_gloss.errors import InputError
 
@@ -21,19 +22,37 @@ class Scores:
 
 
 def measure(model, data, *, k: int = 10, batch_size: int = 32) -> Scores:
-    """kNN accuracy/macro-F1 (train as index, test as queries) and the macro cosine silhouette of test."""
-    from st_gloss.training import PreparedData, measure_test_split
+    """kNN accuracy/macro-F1 (train as index, test as queries) and the macro cosine silhouette of test.
 
-    splits = PreparedData(
-        name="", source="", label_names=data.label_names, train=data["train"], val=None, test=data["test"], notes=[]
-    )
-    scores = measure_test_split(model, splits, k=k, batch_size=batch_size)
+    One call of :func:`st_gloss.evaluation.evaluate` (the test split, seed 0).
+
+    Examples:
+        >>> measure(model, load_data("sample:mr"))  # doctest: +SKIP
+        Scores(knn_accuracy=0.66, knn_macro_f1=0.65, macro_silhouette=0.02)
+    """
+    from st_gloss.evaluation.pipeline import evaluate
+
+    scores = evaluate(model, data, ("knn", "silhouette"), split="test", k=k, batch_size=batch_size).as_dict()
     return Scores(scores["knn_accuracy"], scores["knn_macro_f1"], scores["silhouette_macro"])
+
+
+def demo_data_source(data: str):
+    """What ``--data`` names: ``sample:mr``, or the old demo spelling ``mr``/``r8`` for the bundled samples.
+
+    Examples:
+        >>> demo_data_source("mr")
+        'sample:mr'
+        >>> demo_data_source("./my-data")
+        './my-data'
+    """
+    from st_gloss.evaluation.samples import SAMPLES
+
+    return f"sample:{data}" if data in SAMPLES else data
 
 
 def run_demo(
     model_name: str | None = None,
-    data: str = "mr",
+    data: str = "sample:mr",
     *,
     epochs: int = 2,
     batch_size: int = 32,
@@ -41,28 +60,45 @@ def run_demo(
     max_seq_length: int = 128,
     seed: int = 0,
     save_to: str | None = None,
+    show_progress_bar: bool = True,
     echo=print,
 ) -> tuple[Scores, Scores]:
     """Measure, fine-tune with GraphGuidedLoss, measure again; return (before, after).
 
-    ``data`` is a bundled sample (``"mr"``, ``"r8"``) or anything
-    :func:`st_gloss.evaluation.data.load_labelled_data` accepts (with train and test splits).
+    ``data`` is a bundled sample (``"sample:mr"``, ``"sample:r8"``; ``"mr"`` and ``"r8"`` still
+    mean the samples here) or anything :func:`st_gloss.evaluation.load_data` accepts (with train
+    and test splits). ``save_to`` is checked (a new or empty folder, writable, apart from the
+    model and the data) before anything is loaded.
 
     Examples:
         >>> before, after = run_demo()  # about 2 minutes on 2 CPU cores  # doctest: +SKIP
     """
-    from st_gloss.evaluation.data import load_labelled_data
-    from st_gloss.evaluation.models import load_model
-    from st_gloss.evaluation.samples import SAMPLES, sample_path
+    import math
+
+    from st_gloss.evaluation.models import load_model, resolve_model_name
+    from st_gloss.evaluation.pipeline import load_data
+    from st_gloss.evaluation.report import check_writable, refuse_overlap
     from st_gloss.training import fine_tune
 
-    source = sample_path(data) if data in SAMPLES else data
-    dataset = load_labelled_data(source)
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InputError(f"--lr must be a positive finite number, got {learning_rate}")
+    if not 0 <= seed < 2**32:
+        raise InputError(f"--seed must lie in 0..{2**32 - 1}, got {seed}")
+    inputs = {"the model": resolve_model_name(model_name)}
+    if save_to is not None:
+        target = Path(save_to).expanduser()
+        if target.exists() and not target.is_dir():
+            raise InputError(f"--save {save_to} is a file; give a new folder for the model")
+        if target.is_dir() and any(target.iterdir()):
+            raise InputError(f"{save_to} exists and is not empty; choose a new folder for the model")
+        check_writable(target)
+        refuse_overlap(target, "--save", inputs)
+    dataset = load_data(demo_data_source(data))
     for split in ("train", "test"):
         if split not in dataset:
             raise InputError(f"the demo needs a train and a test split; {data} has {sorted(dataset.splits)}")
-    if save_to is not None and Path(save_to).exists() and any(Path(save_to).iterdir()):
-        raise InputError(f"{save_to} exists and is not empty; choose a new folder for the model")
+    if save_to is not None:
+        refuse_overlap(save_to, "--save", {"the data": dataset.source})
     import transformers
 
     transformers.set_seed(seed)
@@ -84,6 +120,7 @@ def run_demo(
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
+        show_progress_bar=show_progress_bar,
     )
     echo(f"fine-tuning with GraphGuidedLoss ({epochs} epochs): {time.perf_counter() - start:.1f}s")
     after = measure(model, dataset, batch_size=batch_size)
@@ -105,40 +142,3 @@ def format_comparison(before: Scores, after: Scores) -> str:
     lines = [f"{'test metric':<27}{'before':>9}{'after':>9}{'change':>9}"]
     lines += [f"{name:<27}{b:>9.4f}{a:>9.4f}{a - b:>+9.4f}" for name, b, a in rows]
     return "\n".join(lines)
-
-
-@click.command("demo")
-@click.option(
-    "--data",
-    default="mr",
-    show_default=True,
-    help="Bundled sample (mr, r8), a dataset name or a folder with train/test CSVs.",
-)
-@click.option(
-    "--model", "model_name", default=None, help="Model folder or name [default: the bundled all-MiniLM-L6-v2]."
-)
-@click.option("--epochs", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=4))
-@click.option("--lr", "learning_rate", default=5e-5, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--save",
-    "save_to",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Save the fine-tuned model to this new folder.",
-)
-def demo_command(data, model_name, epochs, batch_size, learning_rate, max_seq_length, seed, save_to) -> None:
-    """Fine-tune a model with G-Loss on a small labelled sample and print test metrics before and after."""
-    run_demo(
-        model_name,
-        data,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        max_seq_length=max_seq_length,
-        seed=seed,
-        save_to=save_to,
-        echo=click.echo,
-    )

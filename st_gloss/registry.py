@@ -77,7 +77,7 @@ def register(spec: LossSpec) -> LossSpec:
     return spec
 
 
-def build_loss(name: str, model, num_labels: int, **options: Any) -> nn.Module:
+def build_loss(name: str, model, num_labels: int, **options: Any):
     """Build the loss called ``name`` for ``model`` and a ``num_labels``-class dataset.
 
     Options the loss does not read raise :class:`ValueError`, so a typo or a misplaced option
@@ -110,11 +110,6 @@ def get_spec(name: str) -> LossSpec:
     return LOSSES[name]
 
 
-def loss_names() -> list[str]:
-    """The registered names, in registration order."""
-    return list(LOSSES)
-
-
 def _sigma(value: Any) -> float | str:
     if isinstance(value, str):
         try:
@@ -124,107 +119,85 @@ def _sigma(value: Any) -> float | str:
     return float(value)
 
 
-def _gloss(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import GraphGuidedLoss
-
-    return GraphGuidedLoss(
-        model, labelled_fraction=o["labelled_fraction"], sigma=_sigma(o["sigma"]), memory_steps=_steps(o, 0)
-    )
+_CONVERT: dict[str, Callable[[Any], Any]] = {"sigma": _sigma, "memory_steps": int, "margin": float}
+"""Options turned into the type the loss wants (``--sigma 0.5`` arrives as a string)."""
 
 
-def _gloss_memory(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import GraphGuidedLoss
+@dataclass(frozen=True)
+class Recipe:
+    """A builder described by data: which class, which options become which keyword arguments.
 
-    return GraphGuidedLoss(
-        model, labelled_fraction=o["labelled_fraction"], sigma=_sigma(o["sigma"]), memory_steps=_steps(o, 4)
-    )
+    ``Recipe("st_gloss.losses:SupervisedContrastiveLoss", (("temperature", "temperature"),
+    ("graph_weight", "contrastive_weight")), num_labels=True)`` builds
+    ``SupervisedContrastiveLoss(model, temperature=..., contrastive_weight=..., num_labels=...)``.
 
+    Attributes:
+        target: ``module:Class``; the module ``st_losses`` is sentence-transformers' losses
+            package (through :mod:`st_gloss.compat`).
+        arguments: ``(option, keyword)`` pairs, in the order the options are listed.
+        num_labels: pass the dataset's class count as ``num_labels`` (losses with a linear head).
+        defaults: per-loss defaults of options whose shared default is ``None`` (``memory_steps``).
 
-def _steps(o: LossOptions, default: int) -> int:
-    return default if o.get("memory_steps") is None else int(o["memory_steps"])
+    Examples:
+        >>> Recipe("st_gloss.losses:InBatchCosineSimilarityLoss").options
+        ()
+    """
 
+    target: str
+    arguments: tuple[tuple[str, str], ...] = ()
+    num_labels: bool = False
+    defaults: tuple[tuple[str, Any], ...] = ()
 
-def _gloss_ce(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import GraphGuidedLoss
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(option for option, _ in self.arguments)
 
-    return GraphGuidedLoss(
-        model,
-        labelled_fraction=o["labelled_fraction"],
-        sigma=_sigma(o["sigma"]),
-        num_labels=num_labels,
-        graph_weight=o["graph_weight"],
-        memory_steps=_steps(o, 0),
-    )
+    def __call__(self, model, num_labels: int, options: LossOptions):
+        import importlib
 
-
-def _ce(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import LinearHeadCrossEntropyLoss
-
-    return LinearHeadCrossEntropyLoss(model, num_labels=num_labels)
-
-
-def _supcon(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import SupervisedContrastiveLoss
-
-    return SupervisedContrastiveLoss(model, temperature=o["temperature"])
-
-
-def _supcon_ce(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import SupervisedContrastiveLoss
-
-    return SupervisedContrastiveLoss(
-        model, temperature=o["temperature"], num_labels=num_labels, contrastive_weight=o["graph_weight"]
-    )
-
-
-def _batch_all(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.compat import st_losses
-
-    return st_losses.BatchAllTripletLoss(model, margin=float(o["margin"]))
+        module, name = self.target.split(":")
+        if module == "st_losses":
+            from st_gloss.compat import st_losses as loaded
+        else:
+            loaded = importlib.import_module(module)
+        values = dict(options)
+        for option, default in self.defaults:
+            if values.get(option) is None:
+                values[option] = default
+        kwargs = {keyword: _CONVERT.get(option, lambda v: v)(values[option]) for option, keyword in self.arguments}
+        if self.num_labels:
+            kwargs["num_labels"] = num_labels
+        return getattr(loaded, name)(model, **kwargs)
 
 
-def _batch_hard(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.compat import st_losses
+_GLOSS = "st_gloss.losses:GraphGuidedLoss"
+_GLOSS_ARGUMENTS = (("labelled_fraction", "labelled_fraction"), ("sigma", "sigma"), ("memory_steps", "memory_steps"))
+_SUPCON = "st_gloss.losses:SupervisedContrastiveLoss"
 
-    return st_losses.BatchHardTripletLoss(model, margin=float(o["margin"]))
-
-
-def _cosine(model, num_labels: int, o: LossOptions) -> nn.Module:
-    from st_gloss.losses import InBatchCosineSimilarityLoss
-
-    return InBatchCosineSimilarityLoss(model)
-
-
-_GLOSS_OPTIONS = ("labelled_fraction", "sigma", "memory_steps")
-for _spec in (
-    LossSpec("gloss", _gloss, _GLOSS_OPTIONS, "G-Loss alone (standalone mode)", calibrates_sigma=True),
-    LossSpec(
-        "gloss+ce",
-        _gloss_ce,
-        (*_GLOSS_OPTIONS, "graph_weight"),
-        "G-Loss + linear-head cross-entropy, one forward pass (integrated mode)",
-        calibrates_sigma=True,
-    ),
-    LossSpec("ce", _ce, (), "cross-entropy of a linear head on the sentence embedding"),
-    LossSpec("supcon", _supcon, ("temperature",), "supervised contrastive loss (Khosla et al. 2020)"),
-    LossSpec(
-        "supcon+ce",
-        _supcon_ce,
-        ("temperature", "graph_weight"),
-        "SupCon + linear-head cross-entropy; graph_weight is the SupCon weight",
-    ),
-    LossSpec("batch-all-triplet", _batch_all, ("margin",), "sentence-transformers' BatchAllTripletLoss"),
-    LossSpec("batch-hard-triplet", _batch_hard, ("margin",), "sentence-transformers' BatchHardTripletLoss"),
-    LossSpec("cosine", _cosine, (), "MSE of in-batch pair cosine similarity vs. same-class indicator"),
-    LossSpec(
-        "gloss+memory",
-        _gloss_memory,
-        _GLOSS_OPTIONS,
-        "G-Loss whose graph also holds the last memory_steps batches (default 4) as labelled nodes",
-        calibrates_sigma=True,
-    ),
-):
-    register(_spec)
+_BUILTIN = (  # name, recipe, description, calibrates sigma
+    ("gloss", Recipe(_GLOSS, _GLOSS_ARGUMENTS, defaults=(("memory_steps", 0),)),
+     "G-Loss alone (standalone mode)", True),
+    ("gloss+ce", Recipe(_GLOSS, (*_GLOSS_ARGUMENTS, ("graph_weight", "graph_weight")), num_labels=True,
+                        defaults=(("memory_steps", 0),)),
+     "G-Loss + linear-head cross-entropy, one forward pass (integrated mode)", True),
+    ("ce", Recipe("st_gloss.losses:LinearHeadCrossEntropyLoss", num_labels=True),
+     "cross-entropy of a linear head on the sentence embedding", False),
+    ("supcon", Recipe(_SUPCON, (("temperature", "temperature"),)),
+     "supervised contrastive loss (Khosla et al. 2020)", False),
+    ("supcon+ce", Recipe(_SUPCON, (("temperature", "temperature"), ("graph_weight", "contrastive_weight")),
+                         num_labels=True),
+     "SupCon + linear-head cross-entropy; graph_weight is the SupCon weight", False),
+    ("batch-all-triplet", Recipe("st_losses:BatchAllTripletLoss", (("margin", "margin"),)),
+     "sentence-transformers' BatchAllTripletLoss", False),
+    ("batch-hard-triplet", Recipe("st_losses:BatchHardTripletLoss", (("margin", "margin"),)),
+     "sentence-transformers' BatchHardTripletLoss", False),
+    ("cosine", Recipe("st_gloss.losses:InBatchCosineSimilarityLoss"),
+     "MSE of in-batch pair cosine similarity vs. same-class indicator", False),
+    ("gloss+memory", Recipe(_GLOSS, _GLOSS_ARGUMENTS, defaults=(("memory_steps", 4),)),
+     "G-Loss whose graph also holds the last memory_steps batches (default 4) as labelled nodes", True),
+)
+for _name, _recipe, _description, _calibrates in _BUILTIN:
+    register(LossSpec(_name, _recipe, _recipe.options, _description, calibrates_sigma=_calibrates))
 
 
 def describe(names: Sequence[str] | None = None) -> str:

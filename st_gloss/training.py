@@ -12,6 +12,7 @@ Two entry points:
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -120,8 +121,10 @@ def fine_tune(
 EVAL_METRICS = {"knn": "knn_accuracy", "probe": "probe_accuracy", "silhouette": "silhouette_macro"}
 """``--eval-metric`` -> the validation metric that picks the best epoch (higher is better)."""
 
+TEST_METRICS = ("knn", "probe", "silhouette")
+"""What the test split of a job is measured with (:func:`st_gloss.evaluation.evaluate`)."""
+
 METRICS_FILE = "metrics.json"
-BUNDLED_PREFIX = "sample:"
 
 
 @dataclass
@@ -131,7 +134,7 @@ class TrainConfig:
     Attributes:
         data: a folder with ``train.csv``/``test.csv`` (``val.csv`` optional), a benchmark name
             found under ``data_root`` (``mr``, ``r8``, ``r52``, ``ohsumed``, ``20ng``) or a bundled
-            sample (``sample:mr``, ``sample:r8``).
+            sample (``sample:mr``, ``sample:r8``): anything :func:`st_gloss.evaluation.load_data` takes.
         loss: a name of :data:`st_gloss.registry.LOSSES`.
         output: the folder that receives the model of the best epoch and ``metrics.json``.
         model: a model folder or hub name; ``None`` for the bundled all-MiniLM-L6-v2.
@@ -201,62 +204,33 @@ class TrainingInterrupted(Exception):
     """Raised by :func:`train` after Ctrl-C, once a usable model and ``metrics.json`` are saved."""
 
 
-@dataclass
-class PreparedData:
-    """The splits one job uses, after carving and subsetting, with notes on what was done."""
-
-    name: str
-    source: str
-    label_names: list[str]
-    train: Any
-    val: Any
-    test: Any
-    notes: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_names)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "num_classes": self.num_classes,
-            "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
-            "notes": self.notes,
-        }
-
-
 def _take(split, rows: np.ndarray, name: str | None = None):
     from st_gloss.evaluation.data import Split
 
     return Split(name or split.name, [split.texts[i] for i in rows], split.labels[rows])
 
 
-def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> PreparedData:
-    """Load ``config.data`` and make the train/val/test splits of one job.
+def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print):
+    """Load ``config.data`` and make the train/val/test splits of one job, as a ``LabelledData``.
 
     Without a validation split, ``config.val_fraction`` of each class of train is carved off
     (stratified, seeded with ``config.seed``); the ``max_*_examples`` caps then draw stratified,
-    seeded subsets. Every step is written to ``notes`` and echoed.
+    seeded subsets. Every step is written to the ``notes`` of the returned
+    :class:`~st_gloss.evaluation.data.LabelledData` and echoed.
 
     Examples:
-        >>> data = prepare_data(TrainConfig("sample:mr", "gloss", "out"))  # doctest: +SKIP
-        >>> data.notes[0]  # doctest: +SKIP
-        'no validation split: carved 10% of each class of train (30 texts, seed 0)'
+        >>> data = prepare_data(TrainConfig("sample:mr", "gloss", "out"), echo=lambda line: None)
+        >>> list(data.splits)
+        ['train', 'val', 'test']
+        >>> data.notes[0]
+        'no validation split: carved 10% of each class of train (30 texts, stratified, seed 0)'
     """
-    from st_gloss.evaluation.data import load_labelled_data
     from st_gloss.errors import InputError
-    from st_gloss.evaluation.samples import sample_path
+    from st_gloss.evaluation.data import LabelledData
+    from st_gloss.evaluation.pipeline import load_data
     from st_gloss.evaluation.splits import stratified_holdout, stratified_subset
 
-    source: str | Path = config.data
-    if config.data.startswith(BUNDLED_PREFIX):
-        try:
-            source = sample_path(config.data[len(BUNDLED_PREFIX) :])
-        except ValueError as exc:
-            raise InputError(f"{exc}; write e.g. --data sample:mr") from exc
-    data = load_labelled_data(source, data_root=config.data_root)
+    data = load_data(config.data, data_root=config.data_root)
     for split in ("train", "test"):
         if split not in data:
             raise InputError(
@@ -297,41 +271,76 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print) -> Pr
         )
     for note in notes:
         echo(note)
-    return PreparedData(data.name, data.source, list(data.label_names), notes=notes, **splits)
+    return LabelledData(data.name, data.source, splits, list(data.label_names), dict(data.metadata), notes)
 
 
-def _check_config(config: TrainConfig) -> None:
+_FLOAT_OPTIONS = {  # field -> (flag, lowest, highest, open at the low end, open at the high end)
+    "learning_rate": ("--lr", 0.0, None, True, False),
+    "warmup_ratio": ("--warmup-ratio", 0.0, 1.0, False, False),
+    "val_fraction": ("--val-fraction", 0.0, 1.0, True, True),
+    "labelled_fraction": ("--labelled-fraction", 0.0, 1.0, True, True),
+    "graph_weight": ("--graph-weight", 0.0, 1.0, False, False),
+    "temperature": ("--temperature", 0.0, None, True, False),
+    "margin": ("--margin", 0.0, None, True, False),
+}
+
+
+def _check_float(config: TrainConfig, field_name: str) -> None:
+    from st_gloss.errors import InputError
+
+    flag, low, high, low_open, high_open = _FLOAT_OPTIONS[field_name]
+    value = getattr(config, field_name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{flag} must be a finite number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        upper = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        span = f"{'(' if low_open else '['}{low:g}, {upper}"
+        raise InputError(f"{flag} must lie in {span}, got {value!r}")
+
+
+def _check_config(config: TrainConfig, *, trains: bool = True) -> None:
     from st_gloss.errors import InputError
     from st_gloss.registry import LOSSES
 
-    if config.loss not in LOSSES:
+    if trains and config.loss not in LOSSES:
         raise InputError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     if config.eval_metric not in EVAL_METRICS:
         raise InputError(f"unknown --eval-metric {config.eval_metric!r}; choose one of {', '.join(EVAL_METRICS)}")
     checks = [
         (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
         (config.batch_size >= 4, f"--batch-size must be at least 4 (two classes x two texts), got {config.batch_size}"),
-        (config.learning_rate > 0, f"--lr must be positive, got {config.learning_rate}"),
         (config.patience >= 1, f"--patience must be at least 1, got {config.patience}"),
         (config.max_seq_length >= 1, f"--max-seq-length must be at least 1, got {config.max_seq_length}"),
         (config.k >= 1, f"--k must be at least 1, got {config.k}"),
+        (0 <= config.seed < 2**32, f"--seed must lie in 0..{2**32 - 1} (numpy's seeds), got {config.seed}"),
+        (config.encode_batch_size >= 1, f"encode_batch_size must be at least 1, got {config.encode_batch_size}"),
     ]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
+    for name in _FLOAT_OPTIONS:
+        _check_float(config, name)
+    if isinstance(config.sigma, (int, float)) and not (math.isfinite(config.sigma) and config.sigma > 0):
+        raise InputError(f"--sigma must be a positive finite number or a rule, got {config.sigma!r}")
 
 
-def prepare_output(path: str | Path, overwrite: bool) -> Path:
-    """Create the output folder; refuse a non-empty one unless ``overwrite`` and it holds an earlier job.
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Check that the output folder can take a new job, without touching it.
 
-    With ``overwrite`` only a folder that holds a ``metrics.json`` or a saved model
-    (``modules.json``) is emptied, so a mistyped path never deletes unrelated files.
+    Refused: a file; a non-empty folder without ``overwrite``; with ``overwrite``, a non-empty
+    folder that holds no earlier job (no ``metrics.json`` or ``modules.json``), so a mistyped path
+    never deletes unrelated files; a location that cannot be written.
 
     Examples:
-        >>> prepare_output("/tmp/st-gloss-new-folder", overwrite=False)  # doctest: +SKIP
+        >>> check_output("/tmp/st-gloss-new-folder", overwrite=False)
         PosixPath('/tmp/st-gloss-new-folder')
     """
     from st_gloss.errors import InputError
+    from st_gloss.evaluation.report import check_writable
 
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -344,67 +353,76 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
                 f"output folder {folder} is not empty and holds no earlier st-gloss job (no metrics.json or "
                 "modules.json); --overwrite only replaces such folders: choose a new folder"
             )
+    check_writable(folder)
+    return folder
+
+
+def prepare_output(path: str | Path, overwrite: bool) -> Path:
+    """Create the output folder, emptying an earlier job's folder with ``overwrite`` (see :func:`check_output`).
+
+    Call it last, once the data and the model are loaded: it is the step that deletes.
+
+    Examples:
+        >>> prepare_output("/tmp/st-gloss-new-folder", overwrite=False)  # doctest: +SKIP
+        PosixPath('/tmp/st-gloss-new-folder')
+    """
+    folder = check_output(path, overwrite)
+    if folder.is_dir() and any(folder.iterdir()):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def validation_evaluators(data: PreparedData, config: TrainConfig) -> list:
+def _check_paths(config: TrainConfig, data=None) -> Path:
+    """The output folder, checked against the model and the data before anything is loaded or deleted."""
+    from st_gloss.evaluation.models import resolve_model_name
+    from st_gloss.evaluation.report import refuse_overlap
+
+    output = check_output(config.output, config.overwrite)
+    inputs = {"the model": resolve_model_name(config.model), "the data": config.data}
+    if data is not None:
+        inputs["the data folder"] = data.source
+    refuse_overlap(output, "--output", inputs)
+    return output
+
+
+def validation_evaluators(data, config: TrainConfig) -> list:
     """The evaluators run after every epoch: kNN (train as index, val as queries) and silhouette on val,
     plus the linear probe when it picks the epoch."""
-    from st_gloss.evaluation.evaluators import KNNEvaluator, SilhouetteEvaluator
-    from st_gloss.checkpointing import LinearProbeEvaluator
+    from st_gloss.evaluation.evaluators import KNNEvaluator, LinearProbeEvaluator, SilhouetteEvaluator
 
+    train, val = data["train"], data["val"]
     common = {"batch_size": config.encode_batch_size, "write_csv": False}
     evaluators = [
         KNNEvaluator(
-            data.train.texts,
-            data.train.labels.tolist(),
-            data.val.texts,
-            data.val.labels.tolist(),
-            k=config.k,
-            name="knn",
-            **common,
+            train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), k=config.k, name="knn", **common
         ),
-        SilhouetteEvaluator(data.val.texts, data.val.labels.tolist(), name="silhouette", seed=config.seed, **common),
+        SilhouetteEvaluator(val.texts, val.labels.tolist(), name="silhouette", seed=config.seed, **common),
     ]
     if config.eval_metric == "probe":
-        evaluators.append(LinearProbeEvaluator(data.train, data.val, seed=config.seed, **common))
+        evaluators.append(LinearProbeEvaluator(train, val, seed=config.seed, **common))
     return evaluators
 
 
-def measure_test_split(
-    model, data: PreparedData, *, k: int = 10, batch_size: int = 64, seed: int = 0
-) -> dict[str, float]:
-    """Test metrics of ``model``: kNN and linear probe (train as index/training set) and silhouette.
+def measure_test(model, data, config: TrainConfig) -> dict[str, float]:
+    """The ``test`` entry of ``metrics.json``: :func:`st_gloss.evaluation.evaluate` on the test split.
 
-    Train and test are encoded once and shared by the three measures.
+    kNN and the linear probe use train as index and training set; the silhouette is that of
+    test; the keys are ``knn_accuracy``, ``knn_macro_f1``, ``probe_accuracy``, ``probe_macro_f1``,
+    ``silhouette_macro``, ``silhouette_micro``.
 
     Examples:
-        >>> measure_test_split(model, data)["knn_accuracy"]  # doctest: +SKIP
+        >>> measure_test(model, data, config)["knn_accuracy"]  # doctest: +SKIP
         0.84
     """
-    from st_gloss.evaluation.encode import encode_texts
-    from st_gloss.evaluation.knn import knn_classify
-    from st_gloss.evaluation.probe import linear_probe
-    from st_gloss.evaluation.silhouette import silhouette
+    from st_gloss.evaluation.pipeline import evaluate
 
-    train = encode_texts(model, data.train.texts, batch_size=batch_size, show_progress_bar=False)
-    test = encode_texts(model, data.test.texts, batch_size=batch_size, show_progress_bar=False)
-    knn = knn_classify(train, data.train.labels, test, data.test.labels, k=k, num_classes=data.num_classes)
-    probe = linear_probe(train, data.train.labels, test, data.test.labels, seed=seed, num_classes=data.num_classes)
-    sil = silhouette(test, data.test.labels, metric="cosine", seed=seed)
-    return {
-        "knn_accuracy": knn.accuracy,
-        "knn_macro_f1": knn.macro_f1,
-        "probe_accuracy": probe.accuracy,
-        "probe_macro_f1": probe.macro_f1,
-        "silhouette_macro": sil.macro,
-        "silhouette_micro": sil.micro,
-    }
+    report = evaluate(model, data, TEST_METRICS, split="test", k=config.k, batch_size=config.encode_batch_size,
+                      seed=config.seed)
+    return report.as_dict()
 
 
-def _payload(config: TrainConfig, data: PreparedData, status: str, **extra: Any) -> dict[str, Any]:
+def _payload(config: TrainConfig, data, status: str, **extra: Any) -> dict[str, Any]:
     from st_gloss.evaluation.report import environment_info
 
     return {
@@ -427,12 +445,14 @@ def write_metrics(folder: Path, payload: dict[str, Any]) -> None:
 def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run one ``st-gloss train`` job and return what it writes to ``metrics.json``.
 
-    Steps: check the options and the output folder; prepare the splits; load the model; build the
-    loss from the registry (G-Loss's sigma calibrated on the training texts); train with
-    SentenceTransformerTrainer and class-balanced batches, validating after every epoch; save the
-    model whenever the validation metric improves (so the output folder always holds the best
-    epoch so far, with its model card); stop after ``patience`` epochs without improvement; then
-    reload the best epoch and measure the test split once.
+    Steps: check the options and the output folder (writable, not the model or the data, no
+    unrelated files); prepare the splits; load the model; build the loss from the registry
+    (G-Loss's sigma calibrated on the training texts); only then empty the output folder of an
+    earlier job; train with SentenceTransformerTrainer and class-balanced batches, validating
+    after every epoch; save the model whenever the validation metric improves (so the output
+    folder always holds the best epoch so far, with its model card); stop after ``patience``
+    epochs without improvement (transformers' ``EarlyStoppingCallback``); then reload the best
+    epoch and measure the test split once with :func:`st_gloss.evaluation.evaluate`.
 
     Ctrl-C stops training, keeps the best epoch so far (or the current weights when no epoch has
     finished) with a ``metrics.json`` whose ``status`` is ``"interrupted"``, and raises
@@ -454,9 +474,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         SentenceTransformerTrainer,
     )
 
+    from st_gloss.checkpointing import BestEpochCallback, early_stopping
     from st_gloss.errors import InputError
     from st_gloss.evaluation.models import load_model
-    from st_gloss.checkpointing import BestEpochCallback
     from st_gloss.registry import build_loss, get_spec
 
     _check_config(config)
@@ -467,11 +487,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         takes = ", ".join("--" + name.replace("_", "-") for name in spec.options) or "no loss options"
         raise InputError(f"--loss {config.loss} does not use {flags}; it takes {takes}")
-    output = Path(config.output).expanduser()
-    if output.is_dir() and any(output.iterdir()) and not config.overwrite:  # fail before the slow steps
-        raise InputError(f"output folder {output} exists and is not empty; pass --overwrite or choose a new folder")
+    _check_paths(config)  # fail before the slow steps, and before anything is deleted
     data = prepare_data(config, echo)
-    output = prepare_output(output, config.overwrite)
+    _check_paths(config, data)
 
     transformers.set_seed(config.seed)
     model = load_model(config.model, max_seq_length=config.max_seq_length)
@@ -479,27 +497,31 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         loss = build_loss(config.loss, model, data.num_classes, **given)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    train_split = data["train"]
     if spec.calibrates_sigma and isinstance(getattr(loss, "sigma", None), str):
         sigma = loss.calibrate_sigma(
-            data.train.texts,
-            data.train.labels.tolist(),
+            train_split.texts,
+            train_split.labels.tolist(),
             seed=config.seed,
             batch_size=config.encode_batch_size,
             show_progress_bar=False,
         )
         echo(f"sigma calibrated on the training texts ({loss.sigma} rule): {sigma:.4f}")
     echo(
-        f"data: {data.name} ({len(data.train)} train, {len(data.val)} val, {len(data.test)} test, "
+        f"data: {data.name} ({len(train_split)} train, {len(data['val'])} val, {len(data['test'])} test, "
         f"{data.num_classes} classes); loss: {config.loss}; model: {config.model or 'bundled all-MiniLM-L6-v2'}"
     )
+    output = prepare_output(config.output, config.overwrite)  # everything is loaded: now it may delete
 
     base = {"loss": {"name": config.loss, "config": loss.get_config_dict()}, "model": config.model or "bundled"}
-    dataset = Dataset.from_dict({"text": data.train.texts, "label": data.train.labels.tolist()})
+    dataset = Dataset.from_dict({"text": train_split.texts, "label": train_split.labels.tolist()})
+    metric = EVAL_METRICS[config.eval_metric]
+    stopper = early_stopping(config.patience)
     callback = BestEpochCallback(
         model,
         output,
-        metric=EVAL_METRICS[config.eval_metric],
-        patience=config.patience,
+        metric=metric,
+        stopper=stopper,
         echo=echo,
         on_epoch=lambda curve, best: write_metrics(
             output, _payload(config, data, "running", **base, curve=curve, **best)
@@ -517,6 +539,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             show_progress_bar=config.show_progress_bar,
             eval_strategy="epoch",
             save_strategy="no",
+            metric_for_best_model=f"eval_{metric}",
+            greater_is_better=True,
         )
         trainer = SentenceTransformerTrainer(
             model=model,
@@ -524,7 +548,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             train_dataset=dataset,
             loss=loss,
             evaluator=validation_evaluators(data, config),
-            callbacks=[callback],
+            callbacks=[stopper, callback],
         )
         try:
             trainer.train()
@@ -545,9 +569,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     if config.evaluate_test:
         started = time.perf_counter()
         best = SentenceTransformer(str(output), device=str(model.device))
-        result["test"] = measure_test_split(
-            best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
-        )
+        result["test"] = measure_test(best, data, config)
         result["test_seconds"] = time.perf_counter() - started
         echo("test (best epoch): " + ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     payload = _payload(config, data, "finished", **result)
@@ -569,10 +591,13 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
 
     from st_gloss.evaluation.models import load_model
 
+    _check_config(config, trains=False)
+    _check_paths(config)
     data = prepare_data(config, echo)
-    output = prepare_output(config.output, config.overwrite)
+    _check_paths(config, data)
     transformers.set_seed(config.seed)
     model = load_model(config.model, max_seq_length=config.max_seq_length)
+    output = prepare_output(config.output, config.overwrite)
     started = time.perf_counter()
     val: dict[str, float] = {}
     for evaluator in validation_evaluators(data, config):
@@ -590,9 +615,7 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
         "train_seconds": 0.0,
     }
     if config.evaluate_test:
-        result["test"] = measure_test_split(
-            model, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
-        )
+        result["test"] = measure_test(model, data, config)
     payload = _payload(config, data, "finished", **result)
     write_metrics(output, payload)
     return payload

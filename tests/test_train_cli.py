@@ -43,7 +43,7 @@ def _train(model_path, data, output, *extra):
         "8",
         "--max-seq-length",
         "16",
-        "--quiet",
+        "--no-progress",
         *extra,
     ]
     return CliRunner().invoke(main, args)

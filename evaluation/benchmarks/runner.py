@@ -157,14 +157,7 @@ def run_job(
     Raises:
         st_gloss.training.TrainingInterrupted: after Ctrl-C (rerun to resume).
     """
-    from st_gloss.training import (
-        METRICS_FILE,
-        PreparedData,
-        evaluate_untrained,
-        measure_test_split,
-        prepare_data,
-        train,
-    )
+    from st_gloss.training import METRICS_FILE, evaluate_untrained, measure_test, prepare_data, train
 
     target = results / f"{job.key}.json"
     if is_finished(target):
@@ -199,11 +192,9 @@ def run_job(
         from st_gloss.training import TrainConfig
 
         config = TrainConfig(**chosen["config"])
-        data: PreparedData = prepare_data(config, echo=lambda line: None)
+        data = prepare_data(config, echo=lambda line: None)
         best = SentenceTransformer(str(folder))
-        chosen["test"] = measure_test_split(
-            best, data, k=config.k, batch_size=config.encode_batch_size, seed=config.seed
-        )
+        chosen["test"] = measure_test(best, data, config)
         chosen["config"] = dataclasses.asdict(dataclasses.replace(config, evaluate_test=True))
     result = {
         "status": "finished",

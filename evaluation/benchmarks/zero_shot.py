@@ -1,8 +1,9 @@
 """Zero-shot baselines: a model without fine-tuning on the test splits of the paper's datasets.
 
-For each dataset: encode train and test once, then kNN (train as index, k=10, majority and
-similarity-weighted votes), the macro/micro cosine silhouette of the test embeddings, and the
-linear probe (logistic regression on train, scored on test), timing every step. Writes
+For each dataset, one call of :func:`st_gloss.evaluation.evaluate`: encode train and test once,
+then kNN (train as index, k=10, majority and similarity-weighted votes), the macro/micro cosine
+silhouette of the test embeddings, and the linear probe (logistic regression on train, scored on
+test), timing every step. Writes
 ``evaluation/results/zero_shot.json`` and ``zero_shot.md``, after each dataset, so an
 interrupted run keeps what it finished.
 
@@ -22,12 +23,9 @@ import time
 from pathlib import Path
 
 from st_gloss.evaluation.data import BENCHMARK_DATASETS, load_labelled_data
-from st_gloss.evaluation.encode import encode_texts
-from st_gloss.evaluation.knn import knn_classify
 from st_gloss.evaluation.models import load_model
-from st_gloss.evaluation.probe import linear_probe
+from st_gloss.evaluation.pipeline import evaluate
 from st_gloss.evaluation.report import environment_info, write_json
-from st_gloss.evaluation.silhouette import silhouette
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -42,15 +40,10 @@ def run_dataset(model, name: str, data_root: str, *, k: int, batch_size: int) ->
     """Every zero-shot measurement of one dataset, with wall times in seconds."""
     data, load_s = _timed(load_labelled_data, name, data_root=data_root)
     train, test = data["train"], data["test"]
-    train_x, train_s = _timed(encode_texts, model, train.texts, batch_size=batch_size)
-    test_x, test_s = _timed(encode_texts, model, test.texts, batch_size=batch_size)
-    knn, knn_s = _timed(knn_classify, train_x, train.labels, test_x, test.labels, k=k,
-                        num_classes=data.num_classes)
-    knn_sim, knn_sim_s = _timed(knn_classify, train_x, train.labels, test_x, test.labels, k=k,
-                                weighting="similarity", num_classes=data.num_classes)
-    sil, sil_s = _timed(silhouette, test_x, test.labels, metric="cosine")
-    probe, probe_s = _timed(linear_probe, train_x, train.labels, test_x, test.labels,
-                            num_classes=data.num_classes)
+    report = evaluate(model, data, ("knn", "silhouette", "probe"), split="test", k=k,
+                      weighting=("majority", "similarity"), batch_size=batch_size, progress=True)
+    knn, knn_sim = report.knn, report.knn_by_weighting["similarity"]
+    sil, probe, seconds = report.silhouette, report.probe, report.seconds
     return {
         "dataset": name,
         "n_train": len(train),
@@ -61,9 +54,10 @@ def run_dataset(model, name: str, data_root: str, *, k: int, batch_size: int) ->
                 "similarity_weighted_macro_f1": knn_sim.macro_f1},
         "silhouette": sil.to_dict(),
         "probe": {"accuracy": probe.accuracy, "macro_f1": probe.macro_f1},
-        "seconds": {"load": load_s, "encode_train": train_s, "encode_test": test_s,
-                    "knn": knn_s, "knn_similarity": knn_sim_s, "silhouette": sil_s,
-                    "probe": probe_s},
+        "seconds": {"load": load_s, "encode_train": seconds["encode_train"],
+                    "encode_test": seconds["encode_test"], "knn": seconds["knn"],
+                    "knn_similarity": seconds["knn_similarity"], "silhouette": seconds["silhouette"],
+                    "probe": seconds["probe"]},
     }
 
 

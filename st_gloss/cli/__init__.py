@@ -23,16 +23,27 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="st-gloss")
 def main() -> None:
-    """G-Loss for sentence-transformers: train with a graph loss, measure embedding quality."""
+    """G-Loss for sentence-transformers: train with a graph loss, measure embedding quality.
+
+    Every command takes the same data names (a folder of CSVs, sample:mr or sample:r8, a dataset
+    under --data-root), --overwrite where it writes over something, and --progress/--no-progress.
+
+    \b
+    Examples:
+      st-gloss demo
+      st-gloss eval --data sample:r8
+      st-gloss train --data sample:mr --loss gloss --output runs/mr-gloss --epochs 1
+    """
 
 
 def _register() -> None:
+    from st_gloss.cli.demo import demo_command
     from st_gloss.cli.eval import eval_command
-    from st_gloss.demo import demo_command
+    from st_gloss.cli.train import train_command
 
     main.add_command(demo_command, "demo")
     main.add_command(eval_command, "eval")
-    main.add_command(__import__("st_gloss.cli.train", fromlist=["train_command"]).train_command, "train")
+    main.add_command(train_command, "train")
 
 
 _register()

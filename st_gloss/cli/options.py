@@ -21,7 +21,7 @@ class FiniteFloatRange(click.FloatRange):
         click.exceptions.BadParameter: 'nan' is not a finite number.
     """
 
-    name = "finite float range"
+    name = "float range"
 
     def convert(self, value, param, ctx):
         number = click.FLOAT.convert(value, param, ctx)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 
+from st_gloss.cli.options import POSITIVE_FLOAT, FiniteFloatRange, progress_option, seed_option
 from st_gloss.registry import LOSSES, describe
-
-_POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 def _sigma(ctx, param, value):
@@ -23,8 +23,8 @@ def _sigma(ctx, param, value):
             rules = ", ".join(SIGMA_RULES)
             raise click.BadParameter(f"{value!r} is neither a positive number nor one of {rules}") from None
         return value
-    if not number > 0:
-        raise click.BadParameter(f"sigma must be positive, got {value}")
+    if not (math.isfinite(number) and number > 0):
+        raise click.BadParameter(f"sigma must be a positive finite number, got {value}")
     return number
 
 
@@ -34,7 +34,8 @@ def _sigma(ctx, param, value):
     "--data",
     required=True,
     help="Folder with train.csv/test.csv (val.csv optional), a benchmark "
-    "name under --data-root (mr, r8, r52, ohsumed, 20ng), or a bundled sample (sample:mr, sample:r8).",
+    "name under --data-root (mr, r8, r52, ohsumed, 20ng), or a bundled sample "
+    "(sample:mr, sample:r8).",
 )
 @click.option(
     "--data-root",
@@ -43,18 +44,38 @@ def _sigma(ctx, param, value):
     help="Folder of the benchmark datasets [default: $ST_GLOSS_DATA].",
 )
 @click.option("--loss", required=True, type=click.Choice(list(LOSSES)), help="The training loss (see below).")
-@click.option("--output", required=True, type=click.Path(), help="Folder for the best model and metrics.json.")
-@click.option("--overwrite", is_flag=True, help="Replace an output folder of an earlier job.")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="Folder for the best model and metrics.json (checked writable, and apart from MODEL and --data, "
+    "before training starts).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an output folder of an earlier job (once all is loaded).")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1), help="Maximum epochs.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=4))
-@click.option("--lr", "learning_rate", default=5e-5, show_default=True, type=_POSITIVE)
-@click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batch-size", default=32, show_default=True, type=click.IntRange(min=4), help="Texts per class-balanced batch."
+)
+@click.option("--lr", "learning_rate", default=5e-5, show_default=True, type=POSITIVE_FLOAT, help="Peak learning rate.")
+@click.option(
+    "--warmup-ratio",
+    default=0.1,
+    show_default=True,
+    type=FiniteFloatRange(0, 1),
+    help="Share of the steps with a linear warmup (then linear decay).",
+)
+@seed_option("Seed of everything random: the validation carve, subsets, batches, heads, masks.")
+@click.option(
+    "--max-seq-length",
+    default=128,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Truncate texts to this many tokens.",
+)
 @click.option(
     "--labelled-fraction",
     default=None,
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
     help="G-Loss gamma: share of each class that keeps its label [default: 0.7].",
 )
 @click.option(
@@ -66,11 +87,11 @@ def _sigma(ctx, param, value):
 @click.option(
     "--graph-weight",
     default=None,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     help="Lambda of gloss+ce and supcon+ce: weight of G-Loss/SupCon; CE gets 1 - lambda [default: 0.8].",
 )
-@click.option("--temperature", default=None, type=_POSITIVE, help="SupCon temperature [default: 0.1].")
-@click.option("--margin", default=None, type=_POSITIVE, help="Triplet margin [default: 0.5].")
+@click.option("--temperature", default=None, type=POSITIVE_FLOAT, help="SupCon temperature [default: 0.1].")
+@click.option("--margin", default=None, type=POSITIVE_FLOAT, help="Triplet margin [default: 0.5].")
 @click.option(
     "--memory-steps",
     default=None,
@@ -96,7 +117,7 @@ def _sigma(ctx, param, value):
     "--val-fraction",
     default=0.1,
     show_default=True,
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
     help="Share of each class carved from train when the data has no validation split.",
 )
 @click.option(
@@ -105,8 +126,9 @@ def _sigma(ctx, param, value):
 @click.option(
     "--max-test-examples", default=None, type=click.IntRange(min=2), help="Test on a stratified subset of this size."
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(model, quiet, **options) -> None:
+@progress_option("The trainer's progress bars.")
+@click.option("--quiet", is_flag=True, hidden=True, help="Old spelling of --no-progress.")
+def train_command(model, progress, quiet, **options) -> None:
     """Fine-tune MODEL (default: the bundled all-MiniLM-L6-v2) with one loss; keep the best epoch.
 
     Validates after every epoch (kNN, silhouette; --eval-metric picks the epoch), stops after
@@ -116,10 +138,11 @@ def train_command(model, quiet, **options) -> None:
     \b
     Examples:
         st-gloss train --data sample:mr --loss gloss --output runs/mr-gloss --epochs 1
+        st-gloss train ./my-model --data r8 --data-root ../shared/data --loss gloss+ce --output runs/r8
     """
     from st_gloss.training import TrainConfig, TrainingInterrupted, train
 
-    config = TrainConfig(model=model, show_progress_bar=not quiet, **options)
+    config = TrainConfig(model=model, show_progress_bar=progress and not quiet, **options)
     try:
         train(config, echo=click.echo)
     except TrainingInterrupted as exc:

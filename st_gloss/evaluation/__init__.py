@@ -1,22 +1,25 @@
 """Embedding-quality evaluation for any SentenceTransformer model.
 
-Metrics (FAISS kNN classification, silhouette, linear probe, MTEB classification) work on
-plain arrays; the same metrics are available as sentence-transformers evaluators and through
-the ``st-gloss eval`` command.
+:func:`evaluate` encodes each split once and computes every requested metric (FAISS kNN
+classification, silhouette, linear probe, MTEB classification); ``st-gloss eval``, ``st-gloss
+train``, ``st-gloss demo`` and the benchmarks all call it. The metrics also work on plain arrays
+and as sentence-transformers evaluators.
 """
 
+from st_gloss.errors import InputError
 from st_gloss.evaluation.data import LabelledData, Split, load_labelled_data
 from st_gloss.evaluation.encode import encode_texts, encode_to_file
-from st_gloss.errors import InputError
 from st_gloss.evaluation.index import IndexOptions
 from st_gloss.evaluation.knn import KNNResult, knn_classify
 from st_gloss.evaluation.models import DEFAULT_MODEL, default_model_path, load_model
+from st_gloss.evaluation.pipeline import METRICS, EvaluationReport, evaluate, load_data
 from st_gloss.evaluation.probe import ProbeResult, linear_probe
 from st_gloss.evaluation.silhouette import SilhouetteResult, silhouette
 
 _LAZY = {  # these import sentence-transformers or mteb, so only on first use
     "KNNEvaluator": "st_gloss.evaluation.evaluators",
     "SilhouetteEvaluator": "st_gloss.evaluation.evaluators",
+    "LinearProbeEvaluator": "st_gloss.evaluation.evaluators",
     "make_classification_task": "st_gloss.evaluation.mteb_tasks",
     "run_mteb": "st_gloss.evaluation.mteb_tasks",
 }
@@ -27,10 +30,14 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
+    raise AttributeError(f"module 'st_gloss.evaluation' has no attribute {name!r}")
 
 
 __all__ = [
+    "evaluate",
+    "EvaluationReport",
+    "METRICS",
+    "load_data",
     "InputError",
     "DEFAULT_MODEL",
     "default_model_path",
@@ -49,6 +56,7 @@ __all__ = [
     "linear_probe",
     "KNNEvaluator",
     "SilhouetteEvaluator",
+    "LinearProbeEvaluator",
     "make_classification_task",
     "run_mteb",
 ]

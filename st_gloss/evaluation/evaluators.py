@@ -1,4 +1,4 @@
-"""kNN accuracy and silhouette as sentence-transformers evaluators.
+"""kNN accuracy, silhouette and the linear probe as sentence-transformers evaluators.
 
 Both follow the ``SentenceEvaluator``/``BaseEvaluator`` interface: ``evaluator(model)`` embeds
 the texts with the current model and returns a dict of metrics prefixed by ``name``, with
@@ -13,12 +13,13 @@ import csv
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from st_gloss.compat import BaseEvaluator
-from st_gloss.evaluation.data import LabelledData
 from st_gloss.errors import InputError
+from st_gloss.evaluation.data import LabelledData
 from st_gloss.evaluation.knn import Weighting, knn_classify
 from st_gloss.evaluation.silhouette import Metric, silhouette
 
@@ -257,3 +258,50 @@ class SilhouetteEvaluator(_TextEvaluator):
             {'metric': 'cosine', 'max_samples': 5000}
         """
         return {"metric": self.metric, "max_samples": self.max_samples}
+
+
+class LinearProbeEvaluator(BaseEvaluator):
+    """Validation accuracy of a logistic regression fit on the frozen train embeddings.
+
+    Metrics ``{name}_accuracy`` (primary) and ``{name}_macro_f1``, from
+    :func:`st_gloss.evaluation.probe.linear_probe`.
+
+    Args:
+        train: the training :class:`~st_gloss.evaluation.data.Split` (fit set).
+        val: the validation split (scored).
+        seed: random state of the solver.
+        name: prefix of the metric names.
+        batch_size: encoding batch size.
+        write_csv: unused (kept for the evaluators' common signature).
+
+    Examples:
+        >>> evaluator = LinearProbeEvaluator(data["train"], data["val"])  # doctest: +SKIP
+        >>> evaluator(model)  # doctest: +SKIP
+        {'probe_accuracy': 0.86, 'probe_macro_f1': 0.85}
+    """
+
+    def __init__(
+        self, train, val, *, seed: int = 0, name: str = "probe", batch_size: int = 64, write_csv: bool = False
+    ):
+        super().__init__()
+        self.train, self.val = train, val
+        self.seed = seed
+        self.name = name
+        self.batch_size = batch_size
+        self.primary_metric = "accuracy"
+        self.greater_is_better = True
+
+    def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        from st_gloss.evaluation.encode import encode_texts
+        from st_gloss.evaluation.probe import linear_probe
+
+        train = encode_texts(model, self.train.texts, batch_size=self.batch_size, show_progress_bar=False)
+        val = encode_texts(model, self.val.texts, batch_size=self.batch_size, show_progress_bar=False)
+        result = linear_probe(train, self.train.labels, val, self.val.labels, seed=self.seed)
+        metrics = self.prefix_name_to_metrics({"accuracy": result.accuracy, "macro_f1": result.macro_f1}, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Configuration shown in the model card."""
+        return {"classifier": "logistic regression (L2, lbfgs)"}

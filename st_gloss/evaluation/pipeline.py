@@ -118,8 +118,8 @@ class EvaluationReport:
         silhouette: the silhouette result.
         probe: the linear-probe result.
         mteb: MTEB task name -> its scores.
-        seconds: wall time of each step: ``encode``, ``knn`` (``knn_similarity`` for a second
-            weighting), ``silhouette``, ``probe``, ``mteb``.
+        seconds: wall time of each step: ``encode`` (and ``encode_<split>`` per split), ``knn``
+            (``knn_similarity`` for a second weighting), ``silhouette``, ``probe``, ``mteb``.
         warnings: the warnings of the metrics (a low recall of an approximate kNN index).
         embeddings: the embeddings of the evaluated split (for plots; not in :meth:`as_dict`).
 
@@ -302,7 +302,12 @@ def evaluate(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     query = encode(split)
-    index_vectors = encode(index_name) if needs_index else None
+    seconds[f"encode_{split}"] = time.perf_counter() - start
+    index_vectors = None
+    if needs_index:
+        started = time.perf_counter()
+        index_vectors = encode(index_name)
+        seconds[f"encode_{index_name}"] = time.perf_counter() - started
     seconds["encode"] = time.perf_counter() - start
     report = EvaluationReport(data.name, split, index_name, same_set, len(evaluated), data.num_classes,
                               int(query.shape[1]), seconds=seconds, embeddings=query)
