@@ -7,6 +7,8 @@ lands there.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import runpy
@@ -15,9 +17,40 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "docs" / "tutorials"
+SAMPLES = Path(__file__).resolve().parents[1] / "st_gloss" / "data"
+
+
+def read_split(sample: str, split: str, n: int | None = None) -> tuple[list[str], list[str]]:
+    with open(SAMPLES / f"{sample}_sample" / f"{split}.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def reference_knn(model_path, index_texts, index_labels, query_texts, query_labels, k, max_seq_length=None):
+    """kNN predictions and accuracy recomputed here (loop, cosine, ties to the nearest), not by st_gloss."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_path), device="cpu")
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    index = model.encode(list(index_texts), normalize_embeddings=True).astype(np.float64)
+    queries = model.encode(list(query_texts), normalize_embeddings=True).astype(np.float64)
+    predictions = []
+    for query in queries:
+        ranked = [index_labels[j] for j in np.argsort(-(index @ query), kind="stable")[:k]]
+        counts = {label: ranked.count(label) for label in ranked}
+        predictions.append(next(label for label in ranked if counts[label] == max(counts.values())))
+    return predictions, float(np.mean([p == y for p, y in zip(predictions, query_labels)]))
+
+
+def printed(pattern: str, out: str) -> float:
+    match = re.search(pattern, out)
+    assert match, f"{pattern!r} not in the output:\n{out[-2000:]}"
+    return float(match.group(1))
 
 
 @pytest.fixture()
@@ -38,22 +71,34 @@ def test_every_tutorial_has_a_test():
 
 
 @pytest.mark.slow
-def test_tutorial_1_model_fit(tutorial_env, capsys):
+def test_tutorial_1_model_fit(tutorial_env, tiny_model_path, capsys):
     out = run_tutorial("01_model_fit.py", capsys)
     assert "trained on 48 texts, 2 classes" in out
-    assert re.search(r"kNN accuracy after:  0\.\d{3}", out)
-    assert (tutorial_env / "tutorial-output" / "model-fit" / "modules.json").exists()
+    saved = tutorial_env / "tutorial-output" / "model-fit"
+    assert (saved / "modules.json").exists()
+    texts, labels = read_split("mr", "train", 48)
+    test_texts, test_labels = read_split("mr", "test", 32)
+    for when, model in (("before: ", tiny_model_path), ("after:  ", saved)):  # the untrained and the trained model
+        _, expected = reference_knn(model, texts, labels, test_texts, test_labels, k=5, max_seq_length=32)
+        assert printed(rf"kNN accuracy {when}(\d\.\d{{3}})", out) == pytest.approx(expected, abs=5e-4), when
 
 
 @pytest.mark.slow
-def test_tutorial_2_trainer(tutorial_env, capsys):
+def test_tutorial_2_trainer(tutorial_env, tiny_model_path, capsys):
     out = run_tutorial("02_trainer.py", capsys)
-    assert re.search(r"after \(best epoch\): \{'knn_accuracy': 0\.\d+", out)
-    assert (tutorial_env / "tutorial-output" / "trainer" / "final" / "modules.json").exists()
+    saved = tutorial_env / "tutorial-output" / "trainer" / "final"
+    assert (saved / "modules.json").exists()
+    texts, labels = read_split("r8", "train", 48)
+    known = [(t, y) for t, y in zip(*read_split("r8", "test", 32)) if y in set(labels)]
+    for when, model in (("before", tiny_model_path), (r"after \(best epoch\)", saved)):
+        _, expected = reference_knn(model, texts, labels, [t for t, _ in known], [y for _, y in known], k=5,
+                                    max_seq_length=32)
+        got = printed(rf"{when}: \{{'knn_accuracy': (?:np\.float64\()?(\d\.\d+)", out)
+        assert got == pytest.approx(expected, abs=1e-9), when
 
 
 @pytest.mark.slow
-def test_tutorial_3_eval_cli(tutorial_env):
+def test_tutorial_3_eval_cli(tutorial_env, tiny_model_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     assert shutil.which("st-gloss", path=env["PATH"]), "st-gloss is not installed beside this Python"
     done = subprocess.run(["bash", str(TUTORIALS / "03_eval_cli.sh")], env=env, capture_output=True,
@@ -61,22 +106,55 @@ def test_tutorial_3_eval_cli(tutorial_env):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "kNN accuracy" in done.stdout and "probe accuracy" in done.stdout
     assert "data: r8_sample, 115 texts, 8 classes" in done.stdout
-    assert re.search(r"kNN accuracy 0\.\d{3}, hardest class \S+ \(F1 0\.\d\d\)", done.stdout)
+    match = re.search(r"kNN accuracy (\d\.\d{3}), hardest class \S+ \(F1 (\d\.\d\d)\)", done.stdout)
+    assert match, done.stdout[-2000:]
+    # The index is the train split, the queries the test split, k=10, the model's own max_seq_length.
+    from sklearn.metrics import f1_score
+
+    texts, labels = read_split("r8", "train")
+    test_texts, test_labels = read_split("r8", "test")
+    predictions, expected = reference_knn(tiny_model_path, texts, labels, test_texts, test_labels, k=10)
+    assert float(match.group(1)) == pytest.approx(expected, abs=5e-4)
+    classes = sorted(set(labels))
+    per_class = f1_score(test_labels, predictions, labels=classes, average=None, zero_division=0)
+    assert float(match.group(2)) == pytest.approx(per_class.min(), abs=5e-3)
+    report = json.loads((tutorial_env / "tutorial-output" / "eval.json").read_text(encoding="utf-8"))
+    assert report["models"][0]["results"]["knn"]["accuracy"] == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.slow
 def test_tutorial_4_mteb_own_csv(tutorial_env, capsys):
     out = run_tutorial("04_mteb_own_csv.py", capsys)
     assert "task LocalMyNewsClassification" in out
-    assert re.search(r"accuracy 0\.\d{3}  macro-F1 0\.\d{3}  \(8 texts per class, 2 experiments\)", out)
+    match = re.search(r"accuracy (\d\.\d{3})  macro-F1 (\d\.\d{3})  \(8 texts per class, 2 experiments\)", out)
+    assert match, out[-2000:]
+    # A mean over 2 experiments of (right answers / test texts): a multiple of 1 / (2 n), up to the rounding.
+    n = len(read_split("r8", "test")[0])
+    accuracy, macro_f1 = float(match.group(1)), float(match.group(2))
+    assert abs(accuracy * 2 * n - round(accuracy * 2 * n)) <= 2 * n * 5e-4 + 1e-9, (accuracy, n)
+    assert 0 < macro_f1 <= 1
 
 
 @pytest.mark.slow
-def test_tutorial_5_choosing_options(tutorial_env, capsys):
+def test_tutorial_5_choosing_options(tutorial_env, tiny_model_path, capsys):
     out = run_tutorial("05_choosing_options.py", capsys)
     assert "batch of 32 texts, 8 classes" in out
     sigmas = dict(re.findall(r"sigma rule +(\w+): (\d\.\d{3})", out))
     assert set(sigmas) == {"sqrt_median", "dicm"}
+    # The two rules recomputed from the batch's embeddings with scipy (the batch: 4 texts of each class).
+    from scipy.spatial.distance import pdist
+    from sentence_transformers import SentenceTransformer
+
+    texts, labels = read_split("r8", "train")
+    batch = [(t, y) for name in sorted(set(labels)) for t, y in [(t, y) for t, y in zip(texts, labels) if y == name][:4]]
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    model.max_seq_length = 32
+    embeddings = model.encode([t for t, _ in batch], normalize_embeddings=True).astype(np.float64)
+    distances = pdist(embeddings)
+    names = np.array([y for _, y in batch])
+    across = pdist(names[:, None], lambda a, b: float(a[0] != b[0])).astype(bool)
+    assert float(sigmas["sqrt_median"]) == pytest.approx(np.sqrt(np.median(distances) / 3), abs=5e-4)
+    assert float(sigmas["dicm"]) == pytest.approx(distances[across].min() / 3, abs=5e-4)
     assert float(sigmas["dicm"]) < float(sigmas["sqrt_median"])  # closest cross-class pair < median distance
     assert len(re.findall(r"^ +0\.[3579] +\d+\.\d{3} +0\.\d{3}$", out, flags=re.M)) == 4
 
