@@ -23,6 +23,8 @@ Sigma rules live in :mod:`st_gloss.sigma`, label masking in :mod:`st_gloss.maski
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -50,6 +52,96 @@ DEFAULT_KNN_NEIGHBORS = 16
 _DAMPING = {torch.float64: 1e-10, torch.float32: 1e-5}
 _TINY = {torch.float64: 1e-200, torch.float32: 1e-30}
 _LOG_FLOOR = 1e-12
+_MIN_SIGMA = 1e-6  # below it 2 sigma^2 underflows towards 0 and every logit becomes -inf
+MAX_INFERRED_CLASSES = 2**20
+"""The most classes :func:`propagate_labels` infers from ``labels.max() + 1``; above it, pass ``num_classes``."""
+
+
+def as_real(value, name: str, *, owner: str = "") -> float:
+    """``value`` as a float if it is a real number: Python, numpy or a one-element tensor, but not a bool.
+
+    Raises a ``ValueError`` naming ``name`` (and ``owner``, the class or function) otherwise. Range
+    checks are the caller's.
+
+    Examples:
+        >>> import numpy as np
+        >>> as_real(np.float32(0.5), "sigma"), as_real(torch.tensor(2), "sigma")
+        (0.5, 2.0)
+        >>> as_real(True, "sigma")
+        Traceback (most recent call last):
+        ...
+        ValueError: sigma must be a real number, got True
+    """
+    if isinstance(value, Tensor) and value.numel() == 1 and value.dtype != torch.bool and not value.is_complex():
+        return float(value.detach().reshape(()))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    prefix = f"{owner}: " if owner else ""
+    raise ValueError(f"{prefix}{name} must be a real number, got {value!r}")
+
+
+def as_integer(value, name: str, *, minimum: int = 1, owner: str = "") -> int:
+    """``value`` as an int if it is an integer >= ``minimum``: Python, numpy or a one-element tensor, not a bool.
+
+    Examples:
+        >>> import numpy as np
+        >>> as_integer(np.int64(4), "num_neighbors")
+        4
+        >>> as_integer(4.0, "num_neighbors")
+        Traceback (most recent call last):
+        ...
+        ValueError: num_neighbors must be a positive integer, got 4.0
+    """
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_floating_point \
+            and value.dtype != torch.bool and not value.is_complex():
+        value = int(value.reshape(()))
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= minimum:
+        return int(value)
+    kind = {0: "non-negative integer", 1: "positive integer"}.get(minimum, f"integer >= {minimum}")
+    prefix = f"{owner}: " if owner else ""
+    raise ValueError(f"{prefix}{name} must be a {kind}, got {value!r}")
+
+
+def count_non_finite_rows(embeddings: Tensor) -> Tensor:
+    """The number of rows of ``embeddings`` with a NaN or inf entry, as a 0-d tensor (no host sync).
+
+    Examples:
+        >>> int(count_non_finite_rows(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])))
+        1
+    """
+    return (~torch.isfinite(embeddings)).reshape(embeddings.shape[0], -1).any(dim=1).sum()
+
+
+def non_finite_message(owner: str, num_bad: int, embeddings: Tensor) -> str:
+    """The error for embeddings with NaN or inf rows: who refuses, how many rows, the likely cause and the fix.
+
+    Examples:
+        >>> non_finite_message("graph_loss", 2, torch.zeros(8, 3)).split(";")[0]
+        'graph_loss: 2 of 8 embedding rows contain NaN or inf'
+    """
+    cause = (
+        "the embeddings are float16, whose range ends at 65504, so an overflow in the model's forward pass "
+        "(fp16=True mixed precision) is the likely cause"
+        if embeddings.dtype == torch.float16
+        else "the usual cause is an overflow under float16 mixed precision (fp16=True) or weights that have "
+        "diverged (too high a learning rate)"
+    )
+    return (
+        f"{owner}: {num_bad} of {embeddings.shape[0]} embedding rows contain NaN or inf; the loss of such a "
+        f"batch is meaningless and its gradients NaN. {cause[0].upper() + cause[1:]}: train with bf16=True or in "
+        "float32 instead of fp16, or lower the learning rate."
+    )
+
+
+def check_finite(embeddings: Tensor, owner: str) -> None:
+    """Raise a ``ValueError`` (:func:`non_finite_message`) if any row of ``embeddings`` has NaN or inf; one host sync.
+
+    Examples:
+        >>> check_finite(torch.ones(2, 3), "graph_loss")  # finite: nothing happens
+    """
+    num_bad = int(count_non_finite_rows(embeddings))
+    if num_bad:
+        raise ValueError(non_finite_message(owner, num_bad, embeddings))
 
 
 def solve_dtype_for(device: torch.device) -> torch.dtype:
@@ -65,11 +157,25 @@ def solve_dtype_for(device: torch.device) -> torch.dtype:
 def l2_normalize(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
     r"""Scale each row to unit Euclidean norm: $x_i \leftarrow x_i / \max(\lVert x_i \rVert, \epsilon)$.
 
+    A zero row stays zero, with a gradient of 1 (not $1/\epsilon$). Rows with entries above 1 are
+    first divided by their largest absolute entry (a constant, so the result and its gradient are
+    unchanged), so that the norm does not overflow: a float32 row of 1e30 is normalised, not
+    zeroed. float16 and bfloat16 are normalised in float32 (the $\epsilon$ of a zero row underflows
+    in float16) and returned in their own dtype.
+
     Examples:
-        >>> l2_normalize(torch.tensor([[3.0, 4.0]]))
-        tensor([[0.6000, 0.8000]])
+        >>> l2_normalize(torch.tensor([[3.0, 4.0], [3e30, 4e30]]))
+        tensor([[0.6000, 0.8000],
+                [0.6000, 0.8000]])
     """
-    return F.normalize(embeddings, p=2, dim=-1, eps=eps)
+    x = embeddings.float() if embeddings.dtype in (torch.float16, torch.bfloat16) else embeddings
+    if x.numel():
+        x = x / x.detach().abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    # A zero row stays zero; dividing it by 1 rather than by eps keeps its gradient at 1, not 1 / eps
+    # (1e12, beyond float16 and a spike in any dtype).
+    denominator = torch.where(norm == 0, torch.ones_like(norm), norm.clamp_min(eps))
+    return (x / denominator).to(embeddings.dtype)
 
 
 def squared_distances(embeddings: Tensor) -> Tensor:
@@ -107,12 +213,13 @@ def pairwise_distances(embeddings: Tensor) -> Tensor:
 def _as_sigma(sigma: float | Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
     if isinstance(sigma, Tensor):
         # Computed by a sigma rule on this device: no host sync to validate it, just a floor.
-        if sigma.numel() != 1:
-            raise ValueError(f"sigma must be a single number, got a tensor of shape {tuple(sigma.shape)}")
-        return sigma.detach().to(device=device, dtype=dtype).reshape(()).clamp_min(1e-6)
-    if not (isinstance(sigma, (int, float)) and 0 < float(sigma) < float("inf")):
+        if sigma.numel() != 1 or not sigma.dtype.is_floating_point:
+            raise ValueError(f"sigma must be a single floating-point number, got a {sigma.dtype} tensor of shape "
+                             f"{tuple(sigma.shape)}")
+        return sigma.detach().to(device=device, dtype=dtype).reshape(()).clamp_min(_MIN_SIGMA)
+    if not (isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) and 0 < float(sigma) < float("inf")):
         raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
-    return torch.tensor(float(sigma), dtype=dtype, device=device)
+    return torch.tensor(max(float(sigma), _MIN_SIGMA), dtype=dtype, device=device)
 
 
 def gaussian_logits(
@@ -124,7 +231,8 @@ def gaussian_logits(
 
     Args:
         embeddings: ``(B, d)`` embeddings.
-        sigma: the kernel width (a positive float or 0-d tensor; treated as a constant).
+        sigma: the kernel width (a positive real number or 0-d tensor; treated as a constant and
+            floored at 1e-6, below which $2\sigma^2$ underflows).
         normalize: L2-normalise the rows first (the paper does).
         dtype: dtype of the result; defaults to the solve dtype of the device (float64 on CPU/CUDA).
 
@@ -179,15 +287,20 @@ def transition_matrix(logits: Tensor, normalization: Normalization = "row") -> T
     if normalization == "row":
         return torch.softmax(logits, dim=1)
     if normalization == "symmetric":
-        tiny = _TINY.get(logits.dtype, 1e-30)
-        # A global shift leaves D^-1/2 W D^-1/2 unchanged and keeps exp() from underflowing.
-        shift = logits.max().detach()
-        w = (logits - torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))).exp()
-        inv_sqrt_degree = w.sum(dim=1).clamp_min(tiny).rsqrt()
-        a = w * inv_sqrt_degree[:, None] * inv_sqrt_degree[None, :]
-        a = a / a.sum(dim=0, keepdim=True).clamp_min(tiny)
-        return a / a.sum(dim=1, keepdim=True).clamp_min(tiny)
+        # In the log domain, so that no degree underflows (at small sigma most rows' weights are
+        # below 1e-308 once exponentiated, and dividing by a clamped degree made NaN gradients):
+        # log A = log W - (log d_i + log d_j) / 2, log d = logsumexp of a row of logits; the column
+        # normalisation is a log-softmax over each column and the row normalisation a softmax.
+        log_degree = _finite_or_zero(torch.logsumexp(logits, dim=1))
+        log_a = logits - 0.5 * log_degree[:, None] - 0.5 * log_degree[None, :]
+        log_a = log_a - _finite_or_zero(torch.logsumexp(log_a, dim=0, keepdim=True))
+        return torch.softmax(log_a, dim=1)
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+def _finite_or_zero(log_sums: Tensor) -> Tensor:
+    """Log-sums of rows with no edge (``-inf``, a graph of one node) as 0, so that no ``-inf - -inf`` appears."""
+    return torch.where(torch.isfinite(log_sums), log_sums, torch.zeros_like(log_sums))
 
 
 def harmonic_solution(transition: Tensor, labelled_mask: Tensor, labelled_targets: Tensor) -> Tensor:
@@ -227,8 +340,11 @@ def _as_distributions(f_u: Tensor, tiny: float) -> Tensor:
     """Rows renormalised to sum to 1; a row with no mass (cut off from every label) becomes uniform."""
     f_u = f_u.clamp_min(0.0)
     totals = f_u.sum(dim=1, keepdim=True)
+    has_mass = totals > tiny
     uniform = torch.full_like(f_u, 1.0 / max(f_u.shape[1], 1))
-    return torch.where(totals > tiny, f_u / totals.clamp_min(tiny), uniform)
+    # The branch torch.where drops still gets a zero gradient, and 0 * inf is NaN: divide it by 1.
+    safe_totals = torch.where(has_mass, totals, torch.ones_like(totals))
+    return torch.where(has_mass, f_u / safe_totals, uniform)
 
 
 def resolve_propagation(propagation: str, num_hidden: int) -> str:
@@ -288,8 +404,7 @@ def iterative_solution(
         >>> iterative_solution(P, torch.tensor([True, True, False]), Y_l, num_iterations=5)
         tensor([[0.5000, 0.5000]], dtype=torch.float64)
     """
-    if not (isinstance(num_iterations, int) and num_iterations >= 1):
-        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
+    num_iterations = as_integer(num_iterations, "num_iterations")
     sparse = isinstance(transition, tuple)
     dtype, device = (transition[1] if sparse else transition).dtype, labelled_mask.device
     tiny = _TINY.get(dtype, 1e-30)
@@ -388,8 +503,7 @@ def knn_graph(
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be a (batch, dim) matrix, got shape {tuple(embeddings.shape)}")
     n = embeddings.shape[0]
-    if not (isinstance(num_neighbors, int) and num_neighbors >= 1):
-        raise ValueError(f"num_neighbors must be a positive integer, got {num_neighbors!r}")
+    num_neighbors = as_integer(num_neighbors, "num_neighbors")
     if n < 2:
         raise ValueError(f"a k-nearest-neighbour graph needs at least 2 nodes, got {n}")
     m = min(num_neighbors, n - 1)
@@ -496,7 +610,9 @@ def propagate_labels(
         labels: ``(B,)`` integer class ids.
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes whose label is visible.
         sigma: Gaussian kernel width.
-        num_classes: number of classes $C$; defaults to ``labels.max() + 1``.
+        num_classes: number of classes $C$ (the columns of the result); defaults to
+            ``labels.max() + 1``, which is refused above :data:`MAX_INFERRED_CLASSES` (2**20): pass
+            ``num_classes`` or map the ids to ``0..C-1`` first (``torch.unique(return_inverse=True)``).
         normalization: ``"row"`` ($D^{-1}W$, default) or ``"symmetric"`` (the authors' code;
             dense graph only).
         propagation: ``"closed_form"`` (:func:`harmonic_solution`), ``"iterative"``
@@ -521,11 +637,39 @@ def propagate_labels(
         tensor([0, 1])
     """
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
-    if not bool(labelled_mask.any()):
-        raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
-    num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
     options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype)
+    n_labelled, num_bad, low, high = _batch_stats(embeddings, labels, labelled_mask)
+    _check_batch("propagate_labels", embeddings, num_bad, low, high, num_classes)
+    if n_labelled == 0:
+        raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
+    if num_classes is None:
+        if high >= MAX_INFERRED_CLASSES:
+            raise ValueError(
+                f"propagate_labels: the largest label id is {high}, so labels.max() + 1 = {high + 1} classes; "
+                f"pass num_classes (it is at most {MAX_INFERRED_CLASSES} when inferred) or map the ids to 0..C-1 "
+                "with torch.unique(labels, return_inverse=True)"
+            )
+        num_classes = high + 1
+    num_classes = as_integer(num_classes, "num_classes", owner="propagate_labels")
     return _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize, **options)
+
+
+def _batch_stats(embeddings: Tensor, labels: Tensor, labelled_mask: Tensor) -> tuple[int, int, int, int]:
+    """``(labelled nodes, non-finite rows, smallest label, largest label)`` in one host sync."""
+    if labels.numel() == 0:
+        return 0, 0, 0, -1
+    stats = torch.stack([labelled_mask.sum(), count_non_finite_rows(embeddings), labels.min(), labels.max()])
+    return tuple(int(v) for v in stats.tolist())
+
+
+def _check_batch(owner: str, embeddings: Tensor, num_bad: int, low: int, high: int, num_classes) -> None:
+    if num_bad:
+        raise ValueError(non_finite_message(owner, num_bad, embeddings))
+    if low < 0:
+        raise ValueError(f"{owner}: label ids must be >= 0, got {low}")
+    if num_classes is not None and high >= as_integer(num_classes, "num_classes", owner=owner):
+        raise ValueError(f"{owner}: label {high} is out of range for num_classes={int(num_classes)}; "
+                         "label ids must lie in 0..num_classes-1")
 
 
 def _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype=None) -> dict:
@@ -538,12 +682,11 @@ def _solver_options(normalization, propagation, graph, num_neighbors, num_iterat
         raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     if graph == "knn" and normalization != "row":
         raise ValueError("the 'knn' graph supports normalization='row' only; use graph='dense' for 'symmetric'")
-    if not (isinstance(num_neighbors, int) and num_neighbors >= 1):
-        raise ValueError(f"num_neighbors must be a positive integer, got {num_neighbors!r}")
-    if not (isinstance(num_iterations, int) and num_iterations >= 1):
-        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
-    if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
+    num_neighbors = as_integer(num_neighbors, "num_neighbors")
+    num_iterations = as_integer(num_iterations, "num_iterations")
+    if tol is not None and not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0 < tol < math.inf):
         raise ValueError(f"tol must be a positive number or None, got {tol!r}")
+    tol = None if tol is None else float(tol)
     if solve_dtype not in (None, torch.float32, torch.float64):
         raise ValueError(f"solve_dtype must be torch.float32, torch.float64 or None, got {solve_dtype!r}")
     return {"propagation": propagation, "graph": graph, "num_neighbors": num_neighbors,
@@ -633,6 +776,11 @@ def graph_loss(
     is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
     embeddings promoted to at least float32. The solver options are those of :func:`propagate_labels`.
 
+    Embeddings with a NaN or inf entry and negative label ids are refused with a ``ValueError``.
+    Without ``num_classes`` the label ids are mapped to ``0..k-1`` for the $k$ classes present
+    (which leaves the loss unchanged: an absent class has no mass), so ids as large as ``2**40``
+    cost nothing; ``class_weights`` are then still indexed by the original ids.
+
     Examples:
         >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], requires_grad=True)
         >>> loss = graph_loss(x, torch.tensor([0, 0, 1, 1]), torch.tensor([True, False, True, False]), 0.3)
@@ -642,14 +790,34 @@ def graph_loss(
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
     options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype)
     out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    n_labelled = int(labelled_mask.sum())  # one host sync per step decides both degenerate cases
+    # One host sync per step decides the degenerate cases and checks the embeddings and labels.
+    n_labelled, num_bad, low, high = _batch_stats(embeddings, labels, labelled_mask)
+    _check_batch("graph_loss", embeddings, num_bad, low, high, num_classes)
     if n_labelled in (0, labelled_mask.numel()):
         return embeddings.sum().to(out_dtype) * 0.0
-    num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    probabilities = _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization,
+    targets = labels
+    if num_classes is None:
+        present, targets = torch.unique(labels, return_inverse=True)
+        num_classes = present.numel()
+        if class_weights is not None:
+            class_weights = _class_weights_for(class_weights, present, high)
+    else:
+        num_classes = as_integer(num_classes, "num_classes", owner="graph_loss")
+        if class_weights is not None:
+            class_weights = _class_weights_for(class_weights, None, high)
+    probabilities = _propagate(embeddings, targets, labelled_mask, sigma, num_classes, normalization,
                                num_hidden=labelled_mask.numel() - n_labelled, **options)
-    loss = propagation_nll(probabilities, labels[~labelled_mask], class_weights)
+    loss = propagation_nll(probabilities, targets[~labelled_mask], class_weights)
     return loss.to(out_dtype)
+
+
+def _class_weights_for(class_weights, present: Tensor | None, high: int) -> Tensor:
+    """The weights of the ``present`` label ids (all of them for ``None``), from one weight per label id."""
+    weights = torch.as_tensor(class_weights)
+    if weights.ndim != 1 or weights.numel() <= high:
+        raise ValueError(f"graph_loss: class_weights has {weights.numel()} weights, too few for label id {high}; "
+                         "give one weight per class id")
+    return weights if present is None else weights.to(present.device)[present]
 
 
 def _check_labels_and_mask(embeddings: Tensor, labels: Tensor, labelled_mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,6 +8,8 @@ and at least one hidden node (something to score). Classes with a single member 
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -33,15 +35,19 @@ def stratified_labelled_mask(
         >>> mask.sum().item(), mask[-1].item()
         (4, True)
     """
-    if not 0.0 < labelled_fraction < 1.0:
-        raise ValueError(f"labelled_fraction must lie strictly between 0 and 1, got {labelled_fraction}")
+    if not (isinstance(labelled_fraction, numbers.Real) and not isinstance(labelled_fraction, bool)
+            and 0.0 < labelled_fraction < 1.0):
+        raise ValueError(f"labelled_fraction must lie strictly between 0 and 1, got {labelled_fraction!r}")
+    labelled_fraction = float(labelled_fraction)
     cpu_labels = labels.detach().to("cpu", torch.long)
     n = cpu_labels.numel()
     if n == 0:
         return torch.zeros(0, dtype=torch.bool, device=labels.device)
-    # Sort by (label, random key): each class becomes a contiguous run in random order.
+    # Sort by (label, random key): each class becomes a contiguous run in random order. Two stable
+    # sorts, not one on label * 2 + key: float64 cannot tell ids near 2**62 apart.
     keys = torch.rand(n, generator=generator, dtype=torch.float64)
-    order = torch.argsort(cpu_labels.double() * 2.0 + keys)
+    order = torch.argsort(keys)
+    order = order[torch.argsort(cpu_labels[order], stable=True)]
     sorted_labels = cpu_labels[order]
     _, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
     starts = torch.cumsum(counts, 0) - counts

@@ -17,6 +17,8 @@ from collections import deque
 import torch
 from torch import Tensor
 
+from st_gloss.functional import as_integer, check_finite
+
 
 class EmbeddingMemory:
     """A first-in, first-out queue of the last ``num_steps`` batches' embeddings and labels.
@@ -39,10 +41,8 @@ class EmbeddingMemory:
     """
 
     def __init__(self, num_steps: int) -> None:
-        if not (isinstance(num_steps, int) and num_steps >= 0):
-            raise ValueError(f"EmbeddingMemory: num_steps must be a non-negative integer, got {num_steps!r}")
-        self.num_steps = num_steps
-        self._batches: deque[tuple[Tensor, Tensor]] = deque(maxlen=num_steps)
+        self.num_steps = as_integer(num_steps, "num_steps", minimum=0, owner="EmbeddingMemory")
+        self._batches: deque[tuple[Tensor, Tensor]] = deque(maxlen=self.num_steps)
 
     def __len__(self) -> int:
         """The number of batches held."""
@@ -54,7 +54,11 @@ class EmbeddingMemory:
         return sum(labels.numel() for _, labels in self._batches)
 
     def push(self, embeddings: Tensor, labels: Tensor) -> None:
-        """Store a batch (detached); evicts the oldest batch when ``num_steps`` are held."""
+        """Store a batch (detached); evicts the oldest batch when ``num_steps`` are held.
+
+        Embeddings with a NaN or inf entry are refused (``ValueError``): they would poison the
+        graph of every later step.
+        """
         if self.num_steps == 0:
             return
         if embeddings.ndim != 2 or labels.ndim != 1 or embeddings.shape[0] != labels.shape[0]:
@@ -67,6 +71,7 @@ class EmbeddingMemory:
                 f"EmbeddingMemory: embedding size changed from {self._batches[0][0].shape[1]} to "
                 f"{embeddings.shape[1]}; call clear() when the model changes"
             )
+        check_finite(embeddings, "EmbeddingMemory.push")
         self._batches.append((embeddings.detach().clone(), labels.detach().to("cpu", torch.long).clone()))
 
     def embeddings(self) -> Tensor | None:

@@ -14,12 +14,13 @@ L2-normalised embeddings, as the loss does, where distances lie in $[0, 2]$.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from st_gloss.functional import l2_normalize, pairwise_distances
+from st_gloss.functional import as_real, l2_normalize, pairwise_distances
 
 SIGMA_RULES: tuple[str, ...] = ("sqrt_median", "dicm")
 MIN_SIGMA = 1e-3
@@ -53,7 +54,7 @@ def sqrt_median_sigma(embeddings: Tensor, labels: Tensor | None = None, *, norma
     """
     if embeddings.shape[0] < 2:
         raise ValueError("sqrt_median_sigma needs at least two embeddings")
-    x = l2_normalize(embeddings.float()) if normalize else embeddings.float()
+    x = l2_normalize(embeddings).float() if normalize else embeddings.float()
     median = _median(_upper_triangle(pairwise_distances(x)))
     return (median / 3.0).sqrt().clamp_min(MIN_SIGMA)
 
@@ -73,7 +74,7 @@ def dicm_sigma(embeddings: Tensor, labels: Tensor, *, normalize: bool = True) ->
     different = labels[:, None] != labels[None, :]
     if not bool(different.any()):
         raise ValueError("dicm_sigma needs at least two classes among the embeddings")
-    x = l2_normalize(embeddings.float()) if normalize else embeddings.float()
+    x = l2_normalize(embeddings).float() if normalize else embeddings.float()
     distances = pairwise_distances(x).masked_fill(~different, float("inf"))
     return (distances.min() / 3.0).clamp_min(MIN_SIGMA)
 
@@ -104,4 +105,7 @@ def compute_sigma(rule: str | float, embeddings: Tensor, labels: Tensor | None =
     """
     if isinstance(rule, str):
         return get_sigma_rule(rule)(embeddings, labels)
-    return torch.tensor(float(rule), device=embeddings.device)
+    value = as_real(rule, "sigma")
+    if not 0.0 < value < math.inf:
+        raise ValueError(f"sigma must be a positive finite number or one of {SIGMA_RULES}, got {rule!r}")
+    return torch.tensor(value, device=embeddings.device)

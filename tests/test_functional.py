@@ -218,3 +218,136 @@ def test_sqrt_median_and_dicm_against_numpy():
 def test_dicm_needs_two_classes():
     with pytest.raises(ValueError, match="two classes"):
         dicm_sigma(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), "fp16-overflow"])
+def test_non_finite_embeddings_are_refused_not_turned_uniform(bad):
+    x, y = clustered(seed=14)
+    emb = torch.tensor(x)
+    if bad == "fp16-overflow":
+        emb = (emb * 1e5).half()  # 1e5 overflows float16: the realistic trigger
+    else:
+        emb[[2, 5], 0] = bad
+    mask = torch.tensor(fixed_mask(y, seed=14))
+    for fn in (F.graph_loss, F.propagate_labels):
+        with pytest.raises(ValueError, match=r"of 18 embedding rows contain NaN or inf") as info:
+            fn(emb, torch.tensor(y), mask, 0.5, 3)
+        assert fn.__name__ in str(info.value) and "bf16" in str(info.value)
+    if bad != "fp16-overflow":
+        assert "2 of 18" in str(info.value)
+
+
+def numpy_log_symmetric_transition(x, sigma):
+    """The authors' normalisation of :func:`numpy_symmetric_transition`, in the log domain (no underflow)."""
+    from scipy.special import logsumexp
+
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    logits = -((x[:, None, :] - x[None, :, :]) ** 2).sum(-1) / (2 * sigma**2)
+    np.fill_diagonal(logits, -np.inf)
+    log_degree = logsumexp(logits, axis=1)
+    log_a = logits - 0.5 * log_degree[:, None] - 0.5 * log_degree[None, :]
+    log_a = log_a - logsumexp(log_a, axis=0, keepdims=True)
+    return np.exp(log_a - logsumexp(log_a, axis=1, keepdims=True))
+
+
+def test_symmetric_normalisation_at_small_sigma_matches_a_log_domain_reference():
+    x = np.random.default_rng(15).normal(size=(32, 384))
+    ours = F.transition_matrix(F.gaussian_logits(torch.tensor(x), 0.01), "symmetric").numpy()
+    np.testing.assert_allclose(ours, numpy_log_symmetric_transition(x, 0.01), atol=1e-10)
+    np.testing.assert_allclose(ours.sum(axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05])
+def test_symmetric_normalisation_has_finite_gradients_at_small_sigma(sigma):
+    # 32 x 384 random batches: at sigma 0.01 most rows' degrees underflow once exponentiated.
+    silent = 0
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        emb = torch.randn(32, 384, generator=g, requires_grad=True)
+        y = torch.arange(32) % 4
+        mask = stratified_labelled_mask(y, 0.7, g)
+        loss = F.graph_loss(emb, y, mask, sigma, 4, normalization="symmetric")
+        loss.backward()
+        assert torch.isfinite(loss)
+        silent += not bool(torch.isfinite(emb.grad).all())
+    assert silent == 0
+
+
+def test_gradients_stay_finite_on_zero_and_duplicated_rows():
+    emb = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [3.0, 2.0, 1.0],
+                        [3.0, 2.0, 1.0]], requires_grad=True)
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    mask = torch.tensor([True, False, True, True, False, True])
+    for normalization in ("row", "symmetric"):
+        for sigma in (1e-6, 0.5):
+            emb.grad = None
+            loss = F.graph_loss(emb, y, mask, sigma, 2, normalization=normalization)
+            loss.backward()
+            assert torch.isfinite(loss) and torch.isfinite(emb.grad).all(), (normalization, sigma)
+
+
+@pytest.mark.parametrize("sigma", [np.float32(0.5), np.float64(0.5), np.int64(1), torch.tensor(0.5), 0.5])
+def test_sigma_accepts_any_real_number(sigma):
+    x, y = clustered(seed=16)
+    mask = torch.tensor(fixed_mask(y, seed=16))
+    expected = F.graph_loss(torch.tensor(x), torch.tensor(y), mask, float(sigma), 3)
+    torch.testing.assert_close(F.graph_loss(torch.tensor(x), torch.tensor(y), mask, sigma, 3), expected)
+
+
+@pytest.mark.parametrize("bad", [True, "0.5", float("nan"), float("inf"), 0.0, -1.0, None])
+def test_sigma_refuses_bools_strings_and_non_positive_values(bad):
+    x, y = clustered(seed=16)
+    with pytest.raises(ValueError, match="sigma must be a positive finite number"):
+        F.graph_loss(torch.tensor(x), torch.tensor(y), torch.tensor(fixed_mask(y, seed=16)), bad, 3)
+
+
+def test_integer_options_accept_numpy_integers_but_not_bools():
+    x, y = clustered(seed=17)
+    xt, yt, mask = torch.tensor(x), torch.tensor(y), torch.tensor(fixed_mask(y, seed=17))
+    plain = F.graph_loss(xt, yt, mask, 0.5, 3, graph="knn", num_neighbors=4, propagation="iterative",
+                         num_iterations=20, tol=1e-9)
+    numpy_ints = F.graph_loss(xt, yt, mask, 0.5, np.int64(3), graph="knn", num_neighbors=np.int32(4),
+                              propagation="iterative", num_iterations=np.int64(20), tol=np.float32(1e-9))
+    torch.testing.assert_close(numpy_ints, plain)
+    for kwargs in ({"num_neighbors": True, "graph": "knn"}, {"num_iterations": True}, {"num_iterations": 2.0}):
+        with pytest.raises(ValueError, match="positive integer"):
+            F.graph_loss(xt, yt, mask, 0.5, 3, **kwargs)
+
+
+def test_huge_label_ids_without_num_classes_are_remapped_by_graph_loss():
+    x, y = clustered(seed=18)
+    mask = torch.tensor(fixed_mask(y, seed=18))
+    ids = torch.tensor([0, 2**40, 5])[torch.tensor(y)]  # 2**40 classes would be terabytes of one-hot targets
+    expected = F.graph_loss(torch.tensor(x), torch.tensor(y), mask, 0.5)
+    torch.testing.assert_close(F.graph_loss(torch.tensor(x), ids, mask, 0.5), expected)
+
+
+def test_propagate_labels_refuses_huge_label_ids_and_labels_beyond_num_classes():
+    x, y = clustered(seed=18)
+    xt, mask = torch.tensor(x), torch.tensor(fixed_mask(y, seed=18))
+    with pytest.raises(ValueError, match="pass num_classes"):
+        F.propagate_labels(xt, torch.tensor([0, 2**40, 5])[torch.tensor(y)], mask, 0.5)
+    with pytest.raises(ValueError, match="label 2 is out of range for num_classes=2"):
+        F.propagate_labels(xt, torch.tensor(y), mask, 0.5, num_classes=2)
+    with pytest.raises(ValueError, match="out of range for num_classes=2"):
+        F.graph_loss(xt, torch.tensor(y), mask, 0.5, num_classes=2)
+
+
+def test_negative_label_ids_are_refused():
+    x, y = clustered(seed=19)
+    y[3] = -1
+    for fn in (F.graph_loss, F.propagate_labels):
+        with pytest.raises(ValueError, match="label ids must be >= 0"):
+            fn(torch.tensor(x), torch.tensor(y), torch.tensor(fixed_mask(np.abs(y), seed=19)), 0.5, 3)
+
+
+def test_mask_keeps_classes_apart_for_huge_label_ids():
+    # 2**62 and 2**62 + 1 are one float64: the mask must not sort them into one class.
+    labels = torch.tensor([2**62] * 4 + [2**62 + 1] * 4)
+    mask = stratified_labelled_mask(labels, 0.5, torch.Generator().manual_seed(0))
+    assert int(mask[:4].sum()) == 2 and int(mask[4:].sum()) == 2
+    small = stratified_labelled_mask(torch.tensor([0] * 4 + [1] * 4), 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(mask, small)  # the same draw as for ids 0 and 1

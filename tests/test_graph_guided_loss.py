@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
-from loss_helpers import FakeModel, clusters
+from loss_helpers import FakeModel, clusters, numpy_harmonic
 
 from st_gloss import GraphGuidedLoss
 from st_gloss import functional as F
@@ -120,12 +121,111 @@ def test_bad_labels_are_refused():
         loss.compute_loss_from_embeddings(emb, torch.tensor([0, 1, 2, 3]))
 
 
-def test_balanced_class_weight_changes_a_skewed_batch_loss():
-    x, y = clusters(n=6)
+def test_balanced_class_weight_gives_the_weighted_nll_of_an_independent_computation():
+    x, _ = clusters(n=6)
     y = torch.tensor([0] * 12 + [1] * 3 + [2] * 3)
-    plain = GraphGuidedLoss(FakeModel(), sigma=1.0, seed=0).compute_loss_from_embeddings(x, y)
     weighted = GraphGuidedLoss(FakeModel(), sigma=1.0, seed=0, class_weight="balanced")
-    assert float(weighted.compute_loss_from_embeddings(x, y)) != pytest.approx(float(plain))
+    value = float(weighted.compute_loss_from_embeddings(x, y))
+
+    mask = stratified_labelled_mask(y, 0.7, torch.Generator().manual_seed(0)).numpy()  # the loss's first mask
+    xn, yn = x.double().numpy(), y.numpy()
+    probs = numpy_harmonic(xn, yn, mask, 1.0, 3)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    nll = -np.log(probs[np.arange(len(probs)), yn[~mask]])
+    counts = np.bincount(yn, minlength=3)
+    class_weight = len(yn) / (3 * counts)  # scikit-learn's "balanced", over the whole batch
+    w = class_weight[yn[~mask]]
+    expected = (w * nll).sum() / w.sum()
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - nll.mean()) > 1e-3  # the weighting matters on this batch: a plain mean fails
+    plain = GraphGuidedLoss(FakeModel(), sigma=1.0, seed=0).compute_loss_from_embeddings(x, y)
+    assert float(plain) == pytest.approx(nll.mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "fp16-overflow"])
+def test_non_finite_embeddings_are_refused_naming_the_loss_the_count_and_the_fix(bad):
+    x, y = clusters()
+    if bad == "fp16-overflow":
+        x = (x * 3e4).half()  # beyond float16's 65504
+    else:
+        x[[1, 4, 7]] = bad
+    x.requires_grad_()
+    for loss in (GraphGuidedLoss(FakeModel(), sigma=0.5), GraphGuidedLoss(FakeModel(), num_labels=3),
+                 GraphGuidedLoss(FakeModel(), sigma="dicm", memory_steps=2)):
+        with pytest.raises(ValueError, match=r"GraphGuidedLoss: \d+ of 18 embedding rows contain NaN or inf") as info:
+            loss.compute_loss_from_embeddings(x, y)
+        assert "bf16=True or in float32" in str(info.value)
+        assert len(loss.memory) == 0  # nothing poisoned the memory
+    if bad != "fp16-overflow":
+        assert "3 of 18" in str(info.value)
+
+
+def test_linear_head_cross_entropy_refuses_non_finite_embeddings():
+    from st_gloss import LinearHeadCrossEntropyLoss
+
+    x, y = clusters()
+    x[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="LinearHeadCrossEntropyLoss: 1 of 18 embedding rows contain NaN or inf"):
+        LinearHeadCrossEntropyLoss(FakeModel(), num_labels=3).compute_loss_from_embeddings(x, y)
+
+
+def test_numpy_and_tensor_numbers_are_accepted_for_every_numeric_option():
+    x, y = clusters()
+    plain = GraphGuidedLoss(FakeModel(), labelled_fraction=0.625, sigma=0.5, num_labels=3, graph_weight=0.75, seed=2,
+                            graph="knn", num_neighbors=5, propagation="iterative", num_iterations=30, memory_steps=1,
+                            class_weight=[1.0, 2.0, 0.5])
+    numpy_typed = GraphGuidedLoss(
+        FakeModel(), labelled_fraction=np.float32(0.625), sigma=np.float32(0.5), num_labels=np.int64(3),
+        graph_weight=np.float64(0.75), seed=np.int64(2), graph="knn", num_neighbors=np.int32(5),
+        propagation="iterative", num_iterations=np.int64(30), memory_steps=np.int64(1),
+        class_weight=np.array([1.0, 2.0, 0.5]),
+    )
+    numpy_typed.classifier.load_state_dict(plain.classifier.state_dict())
+    assert json.loads(json.dumps(numpy_typed.get_config_dict())) == plain.get_config_dict()
+    torch.testing.assert_close(numpy_typed.compute_loss_from_embeddings(x, y), plain.compute_loss_from_embeddings(x, y))
+    tensor_sigma = GraphGuidedLoss(FakeModel(), sigma=torch.tensor(0.5), seed=0)
+    assert tensor_sigma.get_config_dict()["sigma"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"sigma": True}, {"labelled_fraction": True}, {"num_labels": True}, {"num_labels": 3.0},
+     {"num_labels": 3, "graph_weight": True}, {"num_labels": 3, "graph_weight": "0.5"}, {"num_neighbors": True},
+     {"num_iterations": 10.0}, {"memory_steps": True}, {"memory_steps": 1.5}, {"seed": 1.5},
+     {"class_weight": [1.0, float("nan")]}, {"class_weight": [1.0, -1.0]}, {"class_weight": [0.0, 0.0]},
+     {"class_weight": ["1", "2"]}, {"sigma": float("nan")}],
+)
+def test_bools_strings_and_non_finite_numbers_are_refused(kwargs):
+    with pytest.raises(ValueError, match="GraphGuidedLoss"):
+        GraphGuidedLoss(FakeModel(), **kwargs)
+
+
+def test_huge_label_ids_without_num_labels_are_numbered_per_batch():
+    x, y = clusters()
+    ids = torch.tensor([2**40, 0, 7])[y]  # one-hot targets over 2**40 classes would need terabytes
+    for kwargs in ({}, {"class_weight": "balanced"}, {"normalization": "symmetric"}, {"graph": "knn"}):
+        huge = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=0, **kwargs).compute_loss_from_embeddings(x, ids)
+        small = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=0, **kwargs).compute_loss_from_embeddings(x, y)
+        torch.testing.assert_close(huge, small)
+
+
+def test_class_weight_list_follows_the_label_ids_and_refuses_ids_it_lacks():
+    x, y = clusters()
+    ids = torch.tensor([4, 0, 2])[y]
+    weights = [1.0, 0.0, 3.0, 0.0, 0.5]
+    by_id = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=0, class_weight=weights).compute_loss_from_embeddings(x, ids)
+    # Classes 0, 1, 2 of y are ids 4, 0, 2: weights 0.5, 1.0, 3.0.
+    dense = GraphGuidedLoss(FakeModel(), sigma=0.5, seed=0, class_weight=[0.5, 1.0, 3.0])
+    torch.testing.assert_close(by_id, dense.compute_loss_from_embeddings(x, y))
+    with pytest.raises(ValueError, match="class_weight has 2 weights, none for label 2"):
+        GraphGuidedLoss(FakeModel(), sigma=0.5, class_weight=[1.0, 2.0]).compute_loss_from_embeddings(x, y)
+
+
+def test_negative_label_ids_are_refused_with_a_clear_message():
+    x, y = clusters()
+    y[0] = -1
+    with pytest.raises(ValueError, match="GraphGuidedLoss: label ids must be >= 0, got -1"):
+        GraphGuidedLoss(FakeModel()).compute_loss_from_embeddings(x, y)
 
 
 def test_autocast_bfloat16_gives_a_finite_float32_loss():

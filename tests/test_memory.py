@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from loss_helpers import FakeModel, clusters
@@ -113,3 +114,26 @@ def test_memory_steps_is_validated_and_in_the_config():
         GraphGuidedLoss(FakeModel(), memory_steps=-2)
     config = GraphGuidedLoss(FakeModel(), memory_steps=4).get_config_dict()
     assert config["memory_steps"] == 4 and config["gather_across_devices"] is False
+
+
+def test_memory_refuses_non_finite_embeddings():
+    memory = EmbeddingMemory(2)
+    with pytest.raises(ValueError, match="EmbeddingMemory.push: 1 of 2 embedding rows contain NaN or inf"):
+        memory.push(torch.tensor([[0.0, float("inf")], [1.0, 0.0]]), torch.tensor([0, 1]))
+    assert len(memory) == 0
+
+
+def test_memory_steps_accepts_numpy_integers():
+    assert EmbeddingMemory(np.int64(3)).num_steps == 3
+    assert GraphGuidedLoss(FakeModel(), memory_steps=np.int32(2)).get_config_dict()["memory_steps"] == 2
+    with pytest.raises(ValueError, match="non-negative integer"):
+        EmbeddingMemory(True)
+
+
+def test_dicm_sigma_on_a_one_class_batch_uses_the_memory():
+    x, y = clusters(n=6, classes=2)
+    loss = GraphGuidedLoss(FakeModel(), sigma="dicm", seed=0, memory_steps=1)
+    loss.compute_loss_from_embeddings(x, y)
+    one_class = y == 0
+    value = loss.compute_loss_from_embeddings(x[one_class], y[one_class])  # dicm needs two classes: batch + memory
+    assert torch.isfinite(value) and value > 0

@@ -110,3 +110,35 @@ def test_cosine_loss_of_a_single_text_is_zero_with_a_working_backward(tiny_model
     assert loss.item() == 0.0
     loss.backward()
     assert embeddings.grad is not None
+
+
+@pytest.mark.parametrize("loss_class", [SupervisedContrastiveLoss, InBatchCosineSimilarityLoss])
+def test_non_finite_embeddings_are_refused_naming_the_loss(tiny_model, loss_class):
+    embeddings = torch.randn(6, 32)
+    embeddings[2, 3] = float("nan")
+    with pytest.raises(ValueError, match=f"{loss_class.__name__}: 1 of 6 embedding rows contain NaN or inf"):
+        loss_class(tiny_model).compute_loss_from_embeddings(embeddings, torch.tensor([0, 0, 1, 1, 2, 2]))
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(torch.float16, 1.0), (torch.float16, 1e3), (torch.bfloat16, 1e30),
+                                             (torch.float32, 1e-6), (torch.float32, 1e30)])
+def test_zero_tiny_and_huge_rows_give_finite_losses_and_gradients(dtype, scale):
+    embeddings = torch.randn(6, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    embeddings[:2] = 0.0  # zero rows: no direction, and a float16 epsilon underflows
+    embeddings = (embeddings * scale).to(dtype).requires_grad_()
+    assert torch.isfinite(embeddings).all()
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    for fn in (lambda e: supervised_contrastive_loss(e, labels), lambda e: in_batch_cosine_loss(e, labels)):
+        embeddings.grad = None
+        loss = fn(embeddings)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(embeddings.grad).all()
+
+
+def test_temperature_accepts_numpy_numbers_and_refuses_bools(tiny_model):
+    import numpy as np
+
+    assert SupervisedContrastiveLoss(tiny_model, temperature=np.float32(0.5)).get_config_dict()["temperature"] == 0.5
+    for bad in (True, float("inf"), float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            SupervisedContrastiveLoss(tiny_model, temperature=bad)

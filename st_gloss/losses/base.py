@@ -7,6 +7,7 @@ $\\lambda \\mathcal{L} + (1 - \\lambda) \\mathcal{L}_{CE}$.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from st_gloss import compat
+from st_gloss.functional import as_real, count_non_finite_rows, non_finite_message
 
 
 class LabelledTextLoss(nn.Module):
@@ -43,13 +45,18 @@ class LabelledTextLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 2):
-            raise ValueError(f"{name}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}")
+        if num_labels is not None:
+            if not (isinstance(num_labels, numbers.Integral) and not isinstance(num_labels, bool) and num_labels >= 2):
+                raise ValueError(
+                    f"{name}: num_labels must be an integer >= 2 (the number of classes), got {num_labels!r}"
+                )
+            num_labels = int(num_labels)
         if head_weight is None:
             head_weight = 1.0 if num_labels is None else 0.8
-        if not 0.0 <= float(head_weight) <= 1.0:
+        head_weight = as_real(head_weight, f"{weight_name} (lambda)", owner=name)
+        if not 0.0 <= head_weight <= 1.0:
             raise ValueError(f"{name}: {weight_name} (lambda) must lie in [0, 1], got {head_weight!r}")
-        if num_labels is None and float(head_weight) != 1.0:
+        if num_labels is None and head_weight != 1.0:
             raise ValueError(
                 f"{name}: {weight_name}={head_weight} mixes in a cross-entropy head, which needs "
                 f"num_labels=<number of classes>; without a head leave {weight_name} at 1"
@@ -92,13 +99,25 @@ class LabelledTextLoss(nn.Module):
         labels = labels.long()
         labels_cpu = labels.detach().cpu()  # one host copy per step; every check below reads it
         if labels_cpu.numel() and int(labels_cpu.min()) < 0:
-            raise ValueError(f"{name}: labels must be class ids >= 0, got {int(labels_cpu.min())}")
+            raise ValueError(
+                f"{name}: label ids must be >= 0, got {int(labels_cpu.min())}; map the classes to 0..C-1 first"
+            )
         if self.num_labels is not None and labels_cpu.numel() and int(labels_cpu.max()) >= self.num_labels:
             raise ValueError(
                 f"{name}: label {int(labels_cpu.max())} is out of range for num_labels={self.num_labels}; "
                 "set num_labels to the number of classes"
             )
         return labels, labels_cpu
+
+    def check_embeddings(self, embeddings: Tensor) -> None:
+        """Refuse embeddings with a NaN or inf entry (a ``ValueError`` naming the loss, the count and the fix).
+
+        Without it a non-finite row gives a NaN loss or, worse, a normal-looking loss with NaN
+        gradients. One host sync.
+        """
+        num_bad = int(count_non_finite_rows(embeddings))
+        if num_bad:
+            raise ValueError(non_finite_message(type(self).__name__, num_bad, embeddings))
 
     def head_cross_entropy(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy of the linear head's logits (float32 or wider, whatever the autocast dtype)."""

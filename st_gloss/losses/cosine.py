@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from st_gloss.compat import SentenceTransformer
+from st_gloss.functional import l2_normalize
 from st_gloss.losses.base import LabelledTextLoss
 
 
@@ -35,7 +36,8 @@ def in_batch_cosine_loss(embeddings: Tensor, labels: Tensor) -> Tensor:
     n = embeddings.shape[0]
     if n < 2:
         return embeddings.sum() * 0.0
-    z = F.normalize(embeddings, dim=-1)
+    # float32 for half inputs: the epsilon of a zero row underflows in float16 and made 0 / 0.
+    z = l2_normalize(embeddings.float() if embeddings.dtype in (torch.float16, torch.bfloat16) else embeddings)
     cosine = z @ z.T
     target = (labels[:, None] == labels[None, :]).to(cosine.dtype)
     upper = torch.triu_indices(n, n, offset=1, device=embeddings.device)
@@ -102,6 +104,7 @@ class InBatchCosineSimilarityLoss(LabelledTextLoss):
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
         labels, _ = self.check_labels(embeddings, labels)
+        self.check_embeddings(embeddings)
         return in_batch_cosine_loss(embeddings, labels)
 
     def get_config_dict(self) -> dict[str, Any]:

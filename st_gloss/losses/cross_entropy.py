@@ -57,6 +57,7 @@ class LinearHeadCrossEntropyLoss(LabelledTextLoss):
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
         labels, _ = self.check_labels(embeddings, labels)
+        self.check_embeddings(embeddings)
         return self.head_cross_entropy(embeddings, labels)
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,32 @@ DEGENERATE_BATCH_WARNING = (
 )
 
 
+def _is_real(value) -> bool:
+    """A real number: Python, numpy or a one-element tensor, not a bool (:func:`st_gloss.functional.as_real`)."""
+    try:
+        functional.as_real(value, "value")
+    except ValueError:
+        return False
+    return True
+
+
+def _class_weight_list(class_weight, name: str) -> list[float]:
+    """One finite, non-negative float per class (any sequence, array or tensor of real numbers), not all zero."""
+    if isinstance(class_weight, Tensor):
+        class_weight = class_weight.detach().cpu().tolist()
+    try:
+        weights = list(class_weight)
+    except TypeError:
+        weights = None
+    if weights is None or not weights or not all(_is_real(w) and 0.0 <= float(w) < math.inf for w in weights) \
+            or not any(w > 0 for w in weights):
+        raise ValueError(
+            f"{name}: class_weight must be None, 'balanced' or one finite weight >= 0 per class (not all 0), "
+            f"got {class_weight!r}"
+        )
+    return [float(w) for w in weights]
+
+
 class GraphGuidedLoss(LabelledTextLoss):
     r"""G-Loss: fine-tune the embedding space by propagating labels over the mini-batch graph.
 
@@ -57,6 +84,10 @@ class GraphGuidedLoss(LabelledTextLoss):
 
     $$\mathcal{L} = \lambda\, \mathcal{L}_G + (1 - \lambda)\, \mathcal{L}_{CE}$$
 
+    Embeddings with a NaN or inf entry (an fp16 overflow, diverged weights) are refused with a
+    ``ValueError`` that names the cause and the fix, never turned into a normal-looking loss with
+    NaN gradients.
+
     Without ``num_labels`` the loss is the paper's standalone G-Loss ($\lambda = 1$). With
     ``num_labels`` it owns a linear head on the sentence embedding and returns both parts,
     $\lambda \mathcal{L}_G$ and $(1-\lambda)\mathcal{L}_{CE}$, as a dict (the trainer sums and logs
@@ -72,14 +103,17 @@ class GraphGuidedLoss(LabelledTextLoss):
             classes over 3, from the authors' code). A rule is applied to every batch until
             :meth:`calibrate_sigma` fixes it from the training set, as the paper does.
         num_labels: number of classes; with it the loss owns a linear classification head (the
-            paper's integrated mode) and checks that every label is below it.
+            paper's integrated mode) and checks that every label is below it. Without it any
+            label ids >= 0 are accepted: the graph numbers the classes present in each batch (and
+            memory) 0..k-1, which leaves the loss unchanged, so ids as large as ``2**40`` cost
+            nothing. Negative ids are refused.
         graph_weight: $\lambda$, the weight of the graph loss. Defaults to 1 without a head and 0.8
             with one (the paper uses 0.7 to 0.9).
         normalization: ``"row"`` ($D^{-1}W$, default; equals scikit-learn's ``LabelPropagation``) or
             ``"symmetric"`` (the authors' code: $D^{-1/2} W D^{-1/2}$, then column- and
             row-normalised), to reproduce the paper.
         class_weight: ``None``, ``"balanced"`` (per batch, $w_c = n / (k\, n_c)$ as in the authors'
-            code) or one weight per class, for the graph loss of skewed datasets.
+            code) or one finite weight >= 0 per class id, for the graph loss of skewed datasets.
         seed: seed of the masking generator. ``None`` takes ``torch.initial_seed()`` at the first
             step, which the trainer sets from its ``seed`` argument.
         embedding_dimension: size of the sentence embedding, when the model cannot report it.
@@ -194,7 +228,7 @@ class GraphGuidedLoss(LabelledTextLoss):
             embedding_dimension=embedding_dimension,
         )
         name = type(self).__name__
-        if not (isinstance(labelled_fraction, (int, float)) and 0.0 < labelled_fraction < 1.0):
+        if not (_is_real(labelled_fraction) and 0.0 < float(labelled_fraction) < 1.0):
             raise ValueError(
                 f"{name}: labelled_fraction (gamma) must lie strictly between 0 and 1, got "
                 f"{labelled_fraction!r}; the paper uses 0.5 to 0.7"
@@ -202,27 +236,31 @@ class GraphGuidedLoss(LabelledTextLoss):
         if isinstance(sigma, str):
             if sigma not in SIGMA_RULES:
                 raise ValueError(f"{name}: unknown sigma rule {sigma!r}; use a positive number or one of {SIGMA_RULES}")
-        elif not (isinstance(sigma, (int, float)) and 0.0 < float(sigma) < math.inf):
+        elif _is_real(sigma) and 0.0 < float(sigma) < math.inf:
+            sigma = float(sigma)
+        else:
             raise ValueError(f"{name}: sigma must be a positive number or one of {SIGMA_RULES}, got {sigma!r}")
         if isinstance(class_weight, str) and class_weight != "balanced":
             raise ValueError(
                 f"{name}: class_weight must be None, 'balanced' or one weight per class, got {class_weight!r}"
             )
         if class_weight is not None and not isinstance(class_weight, str):
-            class_weight = [float(w) for w in class_weight]
+            class_weight = _class_weight_list(class_weight, name)
             if num_labels is not None and len(class_weight) != num_labels:
                 raise ValueError(f"{name}: class_weight has {len(class_weight)} weights for {num_labels} classes")
+        if seed is not None:
+            if not (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+                raise ValueError(f"{name}: seed must be an integer or None, got {seed!r}")
+            seed = int(seed)
 
         if solve_dtype not in (None, "float32", "float64"):
             raise ValueError(f"{name}: solve_dtype must be 'float64', 'float32' or None, got {solve_dtype!r}")
         try:
-            functional._solver_options(normalization, propagation, graph, num_neighbors, num_iterations, None)
+            options = functional._solver_options(normalization, propagation, graph, num_neighbors, num_iterations, None)
+            memory = EmbeddingMemory(functional.as_integer(memory_steps, "memory_steps", minimum=0))
         except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
-        if not (isinstance(memory_steps, int) and memory_steps >= 0):
-            raise ValueError(
-                f"{name}: memory_steps must be a non-negative integer (0: no memory), got {memory_steps!r}"
-            )
+            hint = " (0: no memory)" if "memory_steps" in str(error) else ""
+            raise ValueError(f"{name}: {error}{hint}") from None
 
         self.labelled_fraction = float(labelled_fraction)
         self.sigma = sigma
@@ -232,9 +270,9 @@ class GraphGuidedLoss(LabelledTextLoss):
         self.seed = seed
         self.propagation = propagation
         self.graph = graph
-        self.num_neighbors = num_neighbors
-        self.num_iterations = num_iterations
-        self.memory = EmbeddingMemory(memory_steps)
+        self.num_neighbors = options["num_neighbors"]
+        self.num_iterations = options["num_iterations"]
+        self.memory = memory
         self.gather_across_devices = bool(gather_across_devices)
         self.solve_dtype = solve_dtype
         self._solve_dtype = None if solve_dtype is None else getattr(torch, solve_dtype)
@@ -263,6 +301,8 @@ class GraphGuidedLoss(LabelledTextLoss):
             batch = distributed.gather_with_grad(embeddings, sizes)
             batch_labels = distributed.gather(labels, sizes)
             batch_labels_cpu = batch_labels.cpu()
+        # After the gather, so that a NaN on one process stops every process (not a hang in a collective).
+        self.check_embeddings(batch)
         mask = stratified_labelled_mask(batch_labels_cpu, self.labelled_fraction, self._masking_generator(embeddings))
         out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
 
@@ -276,19 +316,29 @@ class GraphGuidedLoss(LabelledTextLoss):
             node_labels_cpu = torch.cat([batch_labels_cpu, memory_labels])
             node_mask = torch.cat([node_mask, node_mask.new_ones(memory_embeddings.shape[0])])
 
-        if bool(mask.all()) or node_labels_cpu.unique().numel() < 2:
+        present, node_classes = node_labels_cpu.unique(return_inverse=True)
+        if bool(mask.all()) or present.numel() < 2:
             self._warn_degenerate()
             graph = embeddings.sum().to(out_dtype) * 0.0
         else:
-            num_classes = self.num_labels or int(node_labels_cpu.max()) + 1
             weights = self.class_weight
+            if self.num_labels is None:
+                # Ids as they come (2**40 is a valid id) would make one-hot targets of 2**40
+                # columns: number the classes present 0..k-1 instead, which leaves the loss unchanged.
+                num_classes = present.numel()
+                node_labels = node_classes.to(batch_labels.device, non_blocking=True)
+                batch_labels = node_labels[: batch.shape[0]]
+                if isinstance(weights, list):
+                    weights = self._weights_of(present)
+            else:
+                num_classes = self.num_labels
             if weights == "balanced":
                 weights = functional.balanced_class_weights(batch_labels, num_classes)
             graph = functional.graph_loss(
                 nodes,
                 node_labels,
                 node_mask,
-                self.sigma_for_batch(batch, batch_labels),
+                self.sigma_for_batch(batch, batch_labels, nodes, node_labels),
                 num_classes=num_classes,
                 normalization=self.normalization,
                 class_weights=weights,
@@ -314,11 +364,19 @@ class GraphGuidedLoss(LabelledTextLoss):
 
     # ------------------------------------------------------------------ sigma
 
-    def sigma_for_batch(self, embeddings: Tensor, labels: Tensor) -> Tensor | float:
-        """The sigma used for this batch: the calibrated value, the fixed value, or the rule applied to the batch."""
+    def sigma_for_batch(
+        self, embeddings: Tensor, labels: Tensor, nodes: Tensor | None = None, node_labels: Tensor | None = None
+    ) -> Tensor | float:
+        """The sigma used for this batch: the calibrated value, the fixed value, or the rule applied to the batch.
+
+        ``nodes`` and ``node_labels`` (the batch and the memory) stand in for a batch of one class
+        under the ``"dicm"`` rule, which needs two classes: with a memory such a batch is not degenerate.
+        """
         if self.calibrated_sigma is not None:
             return self.calibrated_sigma
         if isinstance(self.sigma, str):
+            if self.sigma == "dicm" and nodes is not None and bool((labels != labels[0]).sum() == 0):
+                embeddings, labels = nodes, node_labels
             return compute_sigma(self.sigma, embeddings.detach(), labels)
         return float(self.sigma)
 
@@ -377,6 +435,16 @@ class GraphGuidedLoss(LabelledTextLoss):
         return sigma
 
     # ------------------------------------------------------------------ helpers
+
+    def _weights_of(self, present: Tensor) -> list[float]:
+        """The ``class_weight`` of each label id in ``present`` (sorted ids), refusing ids it has no weight for."""
+        high = int(present[-1])
+        if high >= len(self.class_weight):
+            raise ValueError(
+                f"{type(self).__name__}: class_weight has {len(self.class_weight)} weights, none for label {high}; "
+                "give one weight per class id (and num_labels to check them when the loss is built)"
+            )
+        return [self.class_weight[int(i)] for i in present]
 
     def _masking_generator(self, embeddings: Tensor) -> torch.Generator:
         if self._generator is None:

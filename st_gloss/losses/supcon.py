@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from st_gloss.compat import SentenceTransformer
+from st_gloss.functional import l2_normalize
 from st_gloss.losses.base import LabelledTextLoss
 
 CITATION = """
@@ -51,7 +53,7 @@ def supervised_contrastive_loss(embeddings: Tensor, labels: Tensor, temperature:
         >>> bool(good < bad)
         True
     """
-    z = F.normalize(embeddings.float() if embeddings.dtype in (torch.float16, torch.bfloat16) else embeddings, dim=-1)
+    z = l2_normalize(embeddings.float() if embeddings.dtype in (torch.float16, torch.bfloat16) else embeddings)
     n = z.shape[0]
     logits = z @ z.T / temperature
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
@@ -164,7 +166,8 @@ class SupervisedContrastiveLoss(LabelledTextLoss):
             weight_name="contrastive_weight",
             embedding_dimension=embedding_dimension,
         )
-        if not (isinstance(temperature, (int, float)) and temperature > 0):
+        if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+                and 0 < temperature < math.inf):
             raise ValueError(
                 f"{type(self).__name__}: temperature must be a positive number, got {temperature!r}; try 0.1"
             )
@@ -185,6 +188,7 @@ class SupervisedContrastiveLoss(LabelledTextLoss):
         if not isinstance(embeddings, Tensor):
             embeddings = embeddings[0]
         labels, _ = self.check_labels(embeddings, labels)
+        self.check_embeddings(embeddings)
         supcon = supervised_contrastive_loss(embeddings, labels, self.temperature)
         return self.with_head("supcon", supcon, embeddings, labels)
 
