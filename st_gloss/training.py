@@ -378,12 +378,11 @@ def _check_paths(config: TrainConfig, data=None) -> Path:
     from st_gloss.evaluation.models import resolve_model_name
     from st_gloss.evaluation.report import refuse_overlap
 
-    output = check_output(config.output, config.overwrite)
     inputs = {"the model": resolve_model_name(config.model), "the data": config.data}
     if data is not None:
         inputs["the data folder"] = data.source
-    refuse_overlap(output, "--output", inputs)
-    return output
+    refuse_overlap(config.output, "--output", inputs)
+    return check_output(config.output, config.overwrite)
 
 
 def validation_evaluators(data, config: TrainConfig) -> list:
