@@ -794,7 +794,7 @@ def graph_loss(
     n_labelled, num_bad, low, high = _batch_stats(embeddings, labels, labelled_mask)
     _check_batch("graph_loss", embeddings, num_bad, low, high, num_classes)
     if n_labelled in (0, labelled_mask.numel()):
-        return embeddings.sum().to(out_dtype) * 0.0
+        return (embeddings * 0.0).sum().to(out_dtype)  # zeroed first: a float16 sum can overflow, and inf * 0 is NaN
     targets = labels
     if num_classes is None:
         present, targets = torch.unique(labels, return_inverse=True)

@@ -276,3 +276,14 @@ def test_linear_head_cross_entropy_matches_torch():
     torch.testing.assert_close(loss.compute_loss_from_embeddings(x, y), expected)
     with pytest.raises(ValueError, match="num_labels"):
         LinearHeadCrossEntropyLoss(FakeModel(), num_labels=1)
+
+
+def test_degenerate_float16_batch_of_large_embeddings_gives_a_zero_not_nan():
+    # Five rows of 3e4 sum to 1.5e5, beyond float16: the connected zero must not be inf * 0.
+    emb = torch.full((5, 3), 3e4, dtype=torch.float16, requires_grad=True)
+    loss = GraphGuidedLoss(FakeModel(3), num_labels=5, graph_weight=0.5)
+    with pytest.warns(UserWarning):
+        parts = loss.compute_loss_from_embeddings(emb, torch.tensor([1, 1, 1, 1, 1]))
+    assert float(parts["graph"]) == 0.0 and torch.isfinite(parts["ce"])
+    graph_zero = F.graph_loss(emb, torch.tensor([0, 0, 1, 1, 1]), torch.ones(5, dtype=torch.bool), 0.5)
+    assert float(graph_zero) == 0.0

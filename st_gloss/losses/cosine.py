@@ -35,7 +35,7 @@ def in_batch_cosine_loss(embeddings: Tensor, labels: Tensor) -> Tensor:
     """
     n = embeddings.shape[0]
     if n < 2:
-        return embeddings.sum() * 0.0
+        return (embeddings * 0.0).sum()  # zeroed first: a float16 sum can overflow, and inf * 0 is NaN
     # float32 for half inputs: the epsilon of a zero row underflows in float16 and made 0 / 0.
     z = l2_normalize(embeddings.float() if embeddings.dtype in (torch.float16, torch.bfloat16) else embeddings)
     cosine = z @ z.T

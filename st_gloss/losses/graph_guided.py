@@ -317,19 +317,19 @@ class GraphGuidedLoss(LabelledTextLoss):
             node_mask = torch.cat([node_mask, node_mask.new_ones(memory_embeddings.shape[0])])
 
         present, node_classes = node_labels_cpu.unique(return_inverse=True)
+        weights = self.class_weight
+        if isinstance(weights, list) and self.num_labels is None:
+            weights = self._weights_of(present)  # refuses an id without a weight, in every batch
         if bool(mask.all()) or present.numel() < 2:
             self._warn_degenerate()
-            graph = embeddings.sum().to(out_dtype) * 0.0
+            graph = (embeddings * 0.0).sum().to(out_dtype)  # zeroed first: a float16 sum can overflow
         else:
-            weights = self.class_weight
             if self.num_labels is None:
                 # Ids as they come (2**40 is a valid id) would make one-hot targets of 2**40
                 # columns: number the classes present 0..k-1 instead, which leaves the loss unchanged.
                 num_classes = present.numel()
                 node_labels = node_classes.to(batch_labels.device, non_blocking=True)
                 batch_labels = node_labels[: batch.shape[0]]
-                if isinstance(weights, list):
-                    weights = self._weights_of(present)
             else:
                 num_classes = self.num_labels
             if weights == "balanced":

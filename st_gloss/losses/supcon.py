@@ -63,7 +63,7 @@ def supervised_contrastive_loss(embeddings: Tensor, labels: Tensor, temperature:
     counts = positives.sum(dim=1)
     anchors = counts > 0
     if not bool(anchors.any()):
-        return z.sum() * 0.0
+        return (z * 0.0).sum()
     # -inf on the diagonal times 0 would be nan: zero the diagonal before weighting.
     per_anchor = -(log_prob.masked_fill(self_mask, 0.0) * positives).sum(dim=1)[anchors] / counts[anchors]
     return per_anchor.mean()
