@@ -1,4 +1,4 @@
-.PHONY: install test docs demo lint bench
+.PHONY: install test test-fast docs demo lint bench
 
 install:
 	python3 -m venv .venv
@@ -7,6 +7,10 @@ install:
 
 test:
 	.venv/bin/python -m pytest
+
+# The quick loop: everything but the tests marked slow (MiniLM, torchrun, tutorials, the site build).
+test-fast:
+	.venv/bin/python -m pytest -m "not slow"
 
 docs:
 	.venv/bin/mkdocs build --strict

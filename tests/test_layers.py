@@ -47,6 +47,18 @@ def test_import_contracts_are_kept():
     assert "Contracts: 3 kept, 0 broken." in done.stdout, done.stdout[-3000:]
 
 
+def test_every_module_of_the_package_sits_in_a_layer():
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    package = REPO / "st_gloss"
+    found = {f"st_gloss.{path.stem}" for path in package.glob("*.py") if path.stem != "__init__"}
+    found |= {f"st_gloss.{path.parent.name}" for path in package.glob("*/__init__.py")}
+    assert found - placed == set(), "modules that no layer contract checks: add them to pyproject.toml"
+
+
 def test_importing_the_loss_loads_no_cli_index_mteb_or_plotting():
     code = (
         "import json, sys\n"

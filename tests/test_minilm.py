@@ -9,9 +9,9 @@ pytestmark = pytest.mark.slow  # the real model: tens of seconds on 2 CPU cores
 
 
 def test_two_epochs_of_gloss_raise_held_out_knn_accuracy():
+    from st_gloss.demo import measure
     from st_gloss.evaluation.data import load_labelled_data
     from st_gloss.evaluation.models import load_model
-    from st_gloss.demo import measure
     from st_gloss.evaluation.samples import sample_path
     from st_gloss.training import fine_tune
 

@@ -146,7 +146,7 @@ def test_tutorial_5_choosing_options(tutorial_env, tiny_model_path, capsys):
     from sentence_transformers import SentenceTransformer
 
     texts, labels = read_split("r8", "train")
-    batch = [(t, y) for name in sorted(set(labels)) for t, y in [(t, y) for t, y in zip(texts, labels) if y == name][:4]]
+    batch = [pair for name in sorted(set(labels)) for pair in [p for p in zip(texts, labels) if p[1] == name][:4]]
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
     model.max_seq_length = 32
     embeddings = model.encode([t for t, _ in batch], normalize_embeddings=True).astype(np.float64)
