@@ -10,7 +10,7 @@ mkdir -p tutorial-output
 
 # kNN (index: the train split), silhouette and a logistic probe on the test split of the R8 sample.
 st-gloss eval "$MODEL" --data "$DATA" --metrics knn,silhouette,probe --k 10 \
-    --no-progress --output tutorial-output/eval.json --force
+    --no-progress --output tutorial-output/eval.json --overwrite
 
 # Everything printed is also in the JSON file, per model, with per-class figures.
 python - <<'PY'
