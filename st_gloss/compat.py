@@ -31,8 +31,10 @@ def warmup_arguments(ratio: float) -> dict[str, float]:
     transformers 5 takes a float ``warmup_steps`` and deprecates ``warmup_ratio``; 4.x needs the latter.
 
     Examples:
-        >>> sorted(warmup_arguments(0.1))  # with transformers 5
-        ['warmup_steps']
+        >>> import transformers
+        >>> expected = "warmup_steps" if transformers.__version__.startswith("5.") else "warmup_ratio"
+        >>> warmup_arguments(0.1) == {expected: 0.1}
+        True
     """
     import transformers
     from packaging.version import Version
@@ -40,6 +42,17 @@ def warmup_arguments(ratio: float) -> dict[str, float]:
     if Version(transformers.__version__).major >= 5:
         return {"warmup_steps": float(ratio)}
     return {"warmup_ratio": float(ratio)}
+
+
+def loss_config(loss) -> dict:
+    """``loss.get_config_dict()``, or ``{}`` for a loss without one (sentence-transformers 5.3's triplet losses).
+
+    Examples:
+        >>> loss_config(object())
+        {}
+    """
+    getter = getattr(loss, "get_config_dict", None)
+    return dict(getter()) if callable(getter) else {}
 
 
 def embedding_dimension(model: SentenceTransformer) -> int:
@@ -56,6 +69,7 @@ __all__ = [
     "DefaultBatchSampler",
     "SentenceTransformer",
     "embedding_dimension",
+    "loss_config",
     "st_losses",
     "warmup_arguments",
 ]

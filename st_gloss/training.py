@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from st_gloss.compat import warmup_arguments
+from st_gloss.compat import loss_config, warmup_arguments
 from st_gloss.losses import GraphGuidedLoss
 from st_gloss.samplers import ClassBalancedBatchSampler
 
@@ -512,7 +512,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     )
     output = prepare_output(config.output, config.overwrite)  # everything is loaded: now it may delete
 
-    base = {"loss": {"name": config.loss, "config": loss.get_config_dict()}, "model": config.model or "bundled"}
+    base = {"loss": {"name": config.loss, "config": loss_config(loss)}, "model": config.model or "bundled"}
     dataset = Dataset.from_dict({"text": train_split.texts, "label": train_split.labels.tolist()})
     metric = EVAL_METRICS[config.eval_metric]
     stopper = early_stopping(config.patience)

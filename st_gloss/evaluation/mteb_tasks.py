@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from st_gloss.evaluation.data import LabelledData
 from st_gloss.errors import InputError
+from st_gloss.evaluation.data import LabelledData
 
 
 def _task_name(name: str) -> str:
