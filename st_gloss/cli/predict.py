@@ -160,11 +160,11 @@ def _predict(model_path, data_path, output_path, head, text_column, label_column
     texts = records.texts
     predicted_all = []
     chunk = max(256, 16 * batch_size)
+    column_of = {label_key(label): i for i, label in enumerate(labels)}
     with RecordWriter(output, columns) as writer, tqdm(total=len(texts), disable=not progress,
                                                       desc="predict", unit="text") as bar:
         for start, stop in _chunks(len(texts), chunk):
             names, proba = classifier.predict_embeddings(classifier.encode(texts[start:stop]))
-            column_of = {label_key(label): i for i, label in enumerate(labels)}
             rows = []
             for row, name, p in zip(records.rows[start:stop], names, proba):
                 out = dict(row)
