@@ -40,7 +40,7 @@ def build_tiny_model(path: str | Path, hidden_size: int = 32, max_seq_length: in
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=2 * hidden_size,
-        max_position_embeddings=64,
+        max_position_embeddings=128,  # the tutorials ask for 128 tokens
     )
     BertModel(config).save_pretrained(str(path))
     model = SentenceTransformer(str(path), device="cpu")

@@ -1,11 +1,9 @@
 """Tutorial 1: fine-tune a SentenceTransformer with ``model.fit`` and GraphGuidedLoss.
 
 Run from the repository root: ``python docs/tutorials/01_model_fit.py``.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds on a few texts (the tests do).
 """
 
 import csv
-import os
 
 from sentence_transformers import InputExample
 from torch.utils.data import DataLoader
@@ -15,8 +13,7 @@ from st_gloss.evaluation.models import load_model
 from st_gloss import GraphGuidedLoss
 from st_gloss.evaluation.samples import sample_path
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")  # None: the real thing
-N_TRAIN, N_TEST = (48, 32) if TINY else (300, 200)
+N_TRAIN, N_TEST = 300, 200
 
 
 def read_split(split: str, n: int) -> tuple[list[str], list[str]]:
@@ -30,13 +27,13 @@ train_texts, train_labels = read_split("train", N_TRAIN)
 test_texts, test_labels = read_split("test", N_TEST)
 
 # 1. A model: the bundled all-MiniLM-L6-v2 (or the tiny one).
-model = load_model(TINY, device="cpu", max_seq_length=32 if TINY else 128)
+model = load_model(device="cpu", max_seq_length=128)
 
 # 2. Labels must be integers for the loss: one id per class.
 names = sorted(set(train_labels))
 label_id = {name: i for i, name in enumerate(names)}
 examples = [InputExample(texts=[t], label=label_id[y]) for t, y in zip(train_texts, train_labels)]
-loader = DataLoader(examples, batch_size=16 if TINY else 32, shuffle=True)
+loader = DataLoader(examples, batch_size=32, shuffle=True)
 
 # 3. The loss: 70% of each class keeps its label in a batch, sigma from the batch's distances.
 loss = GraphGuidedLoss(model, labelled_fraction=0.7, sigma="sqrt_median")

@@ -1,11 +1,9 @@
 """Tutorial 2: SentenceTransformerTrainer, ClassBalancedBatchSampler and a kNN evaluator.
 
 Run from the repository root: ``python docs/tutorials/02_trainer.py``.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds on a few texts (the tests do).
 """
 
 import csv
-import os
 
 from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -15,8 +13,7 @@ from st_gloss.evaluation.models import load_model
 from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
 from st_gloss.evaluation.samples import sample_path
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
-N_TRAIN, N_VAL = (48, 32) if TINY else (300, 200)
+N_TRAIN, N_VAL = 300, 200
 
 
 def read_split(split: str, n: int) -> tuple[list[str], list[str]]:
@@ -31,7 +28,7 @@ val_texts, val_labels = read_split("test", N_VAL)
 names = sorted(set(train_labels))
 train = Dataset.from_dict({"text": train_texts, "label": [names.index(y) for y in train_labels]})
 
-model = load_model(TINY, device="cpu", max_seq_length=32 if TINY else 128)
+model = load_model(device="cpu", max_seq_length=128)
 loss = GraphGuidedLoss(model, labelled_fraction=0.7, sigma="sqrt_median")
 loss.calibrate_sigma(train["text"])  # fix sigma once on the training set, as the paper does
 

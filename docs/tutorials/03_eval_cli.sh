@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Tutorial 3: evaluate any model with `st-gloss eval` and read its output.
 # Run from the repository root: bash docs/tutorials/03_eval_cli.sh
-# Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to evaluate that model instead (the tests do).
 set -euo pipefail
 
-MODEL="${ST_GLOSS_TUTORIAL_TINY:-default}"   # "default": the bundled all-MiniLM-L6-v2
-DATA="$(python -c 'from st_gloss.evaluation.samples import sample_path; print(sample_path("r8"))')"
+MODEL=default   # the bundled all-MiniLM-L6-v2; or the folder of your own model
+DATA=sample:r8   # the bundled R8 sample (Reuters news, 8 classes)
 mkdir -p tutorial-output
 
 # kNN (index: the train split), silhouette and a logistic probe on the test split of the R8 sample.

@@ -1,11 +1,9 @@
 """Tutorial 4: MTEB classification on your own CSV, offline.
 
 Run from the repository root: ``python docs/tutorials/04_mteb_own_csv.py``.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds (the tests do).
 """
 
 import csv
-import os
 from pathlib import Path
 
 from st_gloss.evaluation.data import load_labelled_data
@@ -13,7 +11,6 @@ from st_gloss.evaluation.models import load_model
 from st_gloss.evaluation.mteb_tasks import make_classification_task, run_mteb
 from st_gloss.evaluation.samples import sample_path
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
 
 # 1. Your data: a folder with train.csv and test.csv, columns "text" and "label" (other names:
 #    load_labelled_data(..., text_column=..., label_column=...)). Here we write one from the R8 sample.
@@ -31,10 +28,10 @@ data = load_labelled_data(folder)
 
 # 2. The MTEB task: a few-shot logistic probe, samples_per_label training texts per class,
 #    averaged over n_experiments draws (MTEB's defaults are 8 and 10).
-task = make_classification_task(data, samples_per_label=8, n_experiments=2 if TINY else 10)
+task = make_classification_task(data, samples_per_label=8, n_experiments=10)
 
 # 3. Run it. Nothing is downloaded and nothing is cached.
-model = load_model(TINY, device="cpu", max_seq_length=32 if TINY else 128)
+model = load_model(device="cpu", max_seq_length=128)
 scores = run_mteb(model, [task], show_progress_bar=False)[task.metadata.name]
 print(f"task {task.metadata.name}")
 print(f"accuracy {scores['accuracy']:.3f}  macro-F1 {scores['f1']:.3f}  "

@@ -5,11 +5,9 @@ G-Loss and the accuracy of the propagated labels on the hidden texts for several
 labelled fractions. It trains nothing: it shows how the options shape the graph the loss sees.
 
 Run from the repository root: ``python docs/tutorials/05_choosing_options.py``.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds (the tests do).
 """
 
 import csv
-import os
 
 import torch
 
@@ -19,8 +17,7 @@ from st_gloss.masking import stratified_labelled_mask
 from st_gloss.evaluation.samples import sample_path
 from st_gloss.sigma import dicm_sigma, sqrt_median_sigma
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
-BATCH = 32 if TINY else 128
+BATCH = 128
 
 with open(sample_path("r8") / "train.csv", newline="", encoding="utf-8") as handle:
     rows = list(csv.DictReader(handle))
@@ -30,7 +27,7 @@ per_class = BATCH // len(names)
 batch = [r for name in names for r in [row for row in rows if row["label"] == name][:per_class]]
 labels = torch.tensor([names.index(r["label"]) for r in batch])
 
-model = load_model(TINY, device="cpu", max_seq_length=32 if TINY else 128)
+model = load_model(device="cpu", max_seq_length=128)
 embeddings = model.encode([r["text"] for r in batch], convert_to_tensor=True, normalize_embeddings=True).cpu()
 
 rules = {"sqrt_median": float(sqrt_median_sigma(embeddings)), "dicm": float(dicm_sigma(embeddings, labels))}

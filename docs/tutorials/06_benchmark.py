@@ -2,12 +2,10 @@
 
 Run from the repository root: ``python docs/tutorials/06_benchmark.py``. It benchmarks three rows
 (zero-shot, G-Loss, SupCon) on the bundled MR sample with one seed, and writes a markdown page.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds (the tests do).
 The full benchmark is the same two steps with ``--profile cpu`` or ``--profile paper`` (see the page).
 """
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +13,6 @@ from evaluation.benchmarks import aggregate, runner
 from evaluation.benchmarks.profiles import PROFILES
 from st_gloss.evaluation.samples import sample_path
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
 out = Path("tutorial-output/benchmark")
 
 # 1. A data root: one folder per dataset, each with train.csv and test.csv (val.csv optional).
@@ -25,13 +22,12 @@ shutil.copytree(sample_path("mr"), out / "data" / "mr", dirs_exist_ok=True)
 profile = dataclasses.replace(
     PROFILES["cpu"],
     name="tutorial",
-    model=TINY,  # None: the bundled all-MiniLM-L6-v2
-    max_seq_length=32 if TINY else 128,
-    epochs=1 if TINY else 2,
+    max_seq_length=128,
+    epochs=2,
     batch_size=16,
-    max_train_examples=48 if TINY else 256,
-    max_val_examples=16 if TINY else 64,
-    max_test_examples=32 if TINY else None,
+    max_train_examples=256,
+    max_val_examples=64,
+    max_test_examples=None,
 )
 
 # 3. The jobs: dataset x loss x seed. Finished jobs are skipped when this runs again.

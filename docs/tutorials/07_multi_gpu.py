@@ -4,11 +4,9 @@ Run from the repository root, one process per GPU:
 ``torchrun --nproc_per_node 2 docs/tutorials/07_multi_gpu.py``. Without GPUs the same command
 starts CPU processes that talk over gloo; ``python docs/tutorials/07_multi_gpu.py`` runs one
 process, where the gathering is a no-op.
-Set ST_GLOSS_TUTORIAL_TINY=<folder of a tiny model> to run it in seconds on a few texts (the tests do).
 """
 
 import csv
-import os
 
 import torch
 from datasets import Dataset
@@ -19,9 +17,8 @@ from st_gloss.evaluation.models import load_model
 from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss, distributed
 from st_gloss.evaluation.samples import sample_path
 
-TINY = os.environ.get("ST_GLOSS_TUTORIAL_TINY")
-N_TRAIN, N_VAL = (48, 32) if TINY else (300, 200)
-BATCH = 8 if TINY else 32  # per process
+N_TRAIN, N_VAL = 300, 200
+BATCH = 32  # per process
 
 
 def read_split(split: str, n: int) -> tuple[list[str], list[str]]:
@@ -39,7 +36,7 @@ known = [(t, y) for t, y in zip(val_texts, val_labels) if y in names]
 evaluator = KNNEvaluator(train_texts, train_labels, [t for t, _ in known], [y for _, y in known],
                          k=5, write_csv=False)
 
-model = load_model(TINY, device="cpu", max_seq_length=32 if TINY else 128)  # the trainer moves it
+model = load_model(device="cpu", max_seq_length=128)  # the trainer moves it
 loss = GraphGuidedLoss(
     model,
     labelled_fraction=0.7,

