@@ -20,6 +20,7 @@ _LAZY = {
     "InBatchCosineSimilarityLoss": "st_gloss.losses",
     "ClassBalancedBatchSampler": "st_gloss.samplers",
     "InputError": "st_gloss.errors",
+    "TextClassifier": "st_gloss.classifier",
 }
 _SUBMODULES = ("functional", "evaluation")
 
@@ -27,6 +28,7 @@ __all__ = [*_LAZY, *_SUBMODULES, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from st_gloss import evaluation, functional
+    from st_gloss.classifier import TextClassifier
     from st_gloss.errors import InputError
     from st_gloss.losses import (
         GraphGuidedLoss,

@@ -39,11 +39,13 @@ def main() -> None:
 def _register() -> None:
     from st_gloss.cli.demo import demo_command
     from st_gloss.cli.eval import eval_command
+    from st_gloss.cli.predict import predict_command
     from st_gloss.cli.train import train_command
 
     main.add_command(demo_command, "demo")
     main.add_command(eval_command, "eval")
     main.add_command(train_command, "train")
+    main.add_command(predict_command, "predict")
 
 
 _register()
