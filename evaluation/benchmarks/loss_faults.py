@@ -358,14 +358,14 @@ def format_report(result: SweepResult, command: str, num_batches: int, seed: int
         "|---|---|---|",
     ]
     lines += [f"| {o} | {result.outcomes[o]} | {result.outcomes[o] / max(total, 1):.1%} |" for o in OUTCOMES]
-    lines += ["", "## Refusals by message class", "", "| message class | batches |", "|---|---|"]
+    lines += ["", "### Refusals by message class", "", "| message class | batches |", "|---|---|"]
     lines += [f"| {name} | {count} |" for name, count in sorted(result.refusals.items(), key=lambda kv: -kv[1])]
     losses = sorted({loss for loss, _ in result.by_loss})
-    lines += ["", "## Outcomes per loss", "", "| loss | " + " | ".join(OUTCOMES) + " |",
+    lines += ["", "### Outcomes per loss", "", "| loss | " + " | ".join(OUTCOMES) + " |",
               "|---|" + "---|" * len(OUTCOMES)]
     lines += [f"| {loss} | " + " | ".join(str(result.by_loss[(loss, o)]) for o in OUTCOMES) + " |" for loss in losses]
     if result.examples:
-        lines += ["", "## First cases of each failure", ""]
+        lines += ["", "### First cases of each failure", ""]
         for outcome, examples in result.examples.items():
             lines += [f"- **{outcome}**"] + [f"    - `{e}`" for e in examples]
     return "\n".join(lines) + "\n"
