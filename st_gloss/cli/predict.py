@@ -106,10 +106,15 @@ def predict_command(model_path, data_path, output_path, head, text_column, label
                     batch_size, device, overwrite, progress, plot_path):
     """Predict a label for every row of a CSV/JSONL file with a classifier saved in MODEL.
 
-    MODEL is a folder written by TextClassifier.save_pretrained (or by training with a head).
+    MODEL is a folder written by TextClassifier.save_pretrained.
     The output holds the input rows plus `prediction` (the label name) and `probability` (of
     that label). When the input has labels, accuracy, macro-F1, a per-class table and the
     confusion matrix are printed.
+
+    \b
+    Examples:
+      st-gloss predict runs/mr-gloss --data new_reviews.csv --output predicted.csv
+      st-gloss predict runs/mr-gloss --data test.jsonl --output scored.jsonl --probabilities --plot cm.png
     """
     try:
         _predict(model_path, data_path, output_path, head, text_column, label_column, probabilities,
