@@ -39,7 +39,7 @@ CHROMIUM_FLAGS = [
 PAGES = [
     ("", "st-gloss", "home"),
     ("tutorials/model_fit/", "1. Fine-tune with model.fit", "tutorial"),
-    ("api/st_gloss/", "st_gloss", "api"),
+    ("api/losses/", "Losses", "api"),
     ("concepts/", "Concepts", None),
     ("guide/scale/", "Training at scale", "scale-guide"),
 ]
@@ -83,7 +83,7 @@ def _local_target(site: Path, page: Path, link: str) -> Path | None:
 
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ("index.html", "concepts/index.html", "cli/index.html", "benchmarks/index.html",
-                 "api/st_gloss/index.html", "api/evaluation/index.html", "images/pipeline.svg",
+                 "api/losses/index.html", "api/evaluation_metrics/index.html", "images/pipeline.svg",
                  *(f"tutorials/{name}/index.html" for name in
                    ("model_fit", "trainer", "eval_cli", "mteb_own_csv", "choosing_options", "benchmark"))):
         assert (site / page).is_file(), page
