@@ -26,17 +26,17 @@ _SUBMODULES = ("functional", "evaluation")
 
 __all__ = [*_LAZY, *_SUBMODULES, "__version__"]
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from st_gloss import evaluation, functional
-    from st_gloss.classifier import TextClassifier
-    from st_gloss.errors import InputError
-    from st_gloss.losses import (
+if TYPE_CHECKING:  # pragma: no cover - for type checkers, IDEs and the docs (re-exports, hence F401)
+    from st_gloss import evaluation, functional  # noqa: F401
+    from st_gloss.classifier import TextClassifier  # noqa: F401
+    from st_gloss.errors import InputError  # noqa: F401
+    from st_gloss.losses import (  # noqa: F401
         GraphGuidedLoss,
         InBatchCosineSimilarityLoss,
         LinearHeadCrossEntropyLoss,
         SupervisedContrastiveLoss,
     )
-    from st_gloss.samplers import ClassBalancedBatchSampler
+    from st_gloss.samplers import ClassBalancedBatchSampler  # noqa: F401
 
 
 def __getattr__(name: str):

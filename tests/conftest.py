@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_model import build_tiny_model  # noqa: E402
+from tiny_model import build_tiny_model, simple_corpus, write_split  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +32,12 @@ def tiny_model(tiny_model_path):
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
     model.max_seq_length = 32
     return model
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data folder for the commands: train (20 per class, no val: train carves one) and test (4 per class)."""
+    folder = tmp_path_factory.mktemp("tiny-data")
+    write_split(folder, "train", *simple_corpus(n_per_class=20, seed=0))
+    write_split(folder, "test", *simple_corpus(n_per_class=4, seed=1))
+    return folder

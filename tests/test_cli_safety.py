@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 
 import click
 import pytest
 from click.testing import CliRunner
-from tiny_model import simple_corpus
 
 from st_gloss.cli import main
-
-
-def _write(folder, split, texts, labels):
-    with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels))
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("safety-data")
-    _write(folder, "train", *simple_corpus(n_per_class=20, seed=0))
-    _write(folder, "test", *simple_corpus(n_per_class=4, seed=1))
-    return folder
 
 
 def _run(*args):

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import st_gloss.evaluation.index as index_module
+from st_gloss.cli import main
 from st_gloss.errors import InputError
 from st_gloss.evaluation.index import (
     IndexOptions,
@@ -21,7 +22,6 @@ from st_gloss.evaluation.index import (
     resolve_kind,
 )
 from st_gloss.evaluation.knn import knn_classify, search_neighbours
-from st_gloss.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 R8_SAMPLE = str(REPO / "st_gloss" / "data" / "r8_sample")

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 from click.testing import CliRunner
-from tiny_model import simple_corpus
 
 from st_gloss.cli import main
 from st_gloss.registry import LOSSES
-
-
-def _write(folder, split, texts, labels):
-    with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels))
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """Train (20 per class, no val: the command carves one) and test (4 per class) of three classes."""
-    folder = tmp_path_factory.mktemp("tiny-data")
-    _write(folder, "train", *simple_corpus(n_per_class=20, seed=0))
-    _write(folder, "test", *simple_corpus(n_per_class=4, seed=1))
-    return folder
 
 
 def _train(model_path, data, output, *extra):

@@ -154,7 +154,8 @@ def test_tutorial_5_choosing_options(tutorial_env, tiny_model_path, capsys):
     names = np.array([y for _, y in batch])
     across = pdist(names[:, None], lambda a, b: float(a[0] != b[0])).astype(bool)
     assert float(sigmas["sqrt_median"]) == pytest.approx(np.sqrt(np.median(distances) / 3), abs=6e-4)
-    assert float(sigmas["dicm"]) == pytest.approx(distances[across].min() / 3, abs=6e-4)  # printed to 3 decimals, float32
+    # printed to 3 decimals from float32
+    assert float(sigmas["dicm"]) == pytest.approx(distances[across].min() / 3, abs=6e-4)
     assert float(sigmas["dicm"]) < float(sigmas["sqrt_median"])  # closest cross-class pair < median distance
     assert len(re.findall(r"^ +0\.[3579] +\d+\.\d{3} +0\.\d{3}$", out, flags=re.M)) == 4
 

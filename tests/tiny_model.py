@@ -64,3 +64,15 @@ def simple_corpus(n_per_class: int = 8, seed: int = 0) -> tuple[list[str], list[
             texts.append(" ".join(rng.choice(words) for _ in range(6)))
             labels.append(label)
     return texts, labels
+
+
+def write_split(folder: str | Path, split: str, texts, labels) -> Path:
+    """Write ``folder/<split>.csv`` with a ``text,label`` header; the path."""
+    import csv
+
+    path = Path(folder) / f"{split}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels))
+    return path

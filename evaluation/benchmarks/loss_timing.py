@@ -39,9 +39,9 @@ def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
 def training_step_times(batch_sizes, max_seq_length, repeats, data):
     from sentence_transformers.sentence_transformer.losses import BatchAllTripletLoss
 
+    from st_gloss import GraphGuidedLoss, LinearHeadCrossEntropyLoss
     from st_gloss.evaluation.data import load_labelled_data
     from st_gloss.evaluation.models import load_model
-    from st_gloss import GraphGuidedLoss, LinearHeadCrossEntropyLoss
 
     dataset = load_labelled_data(data)["train"]
     model = load_model(max_seq_length=max_seq_length, device="cpu")

@@ -34,16 +34,18 @@ def _scores(true_keys: list[str], predicted_keys: list[str], class_keys: list[st
     True labels the classifier does not know are appended to the classes (their rows count as
     errors). Returns ``(accuracy, macro_f1, names, precision, recall, f1, support, matrix)``.
     """
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from st_gloss.evaluation.knn import class_scores
 
     names = list(class_keys) + sorted(set(true_keys) - set(class_keys))
     index = {name: i for i, name in enumerate(names)}
-    y_true = [index[k] for k in true_keys]
-    y_pred = [index[k] for k in predicted_keys]
-    accuracy = sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true)
-    macro_f1 = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(len(names))), zero_division=0)
+    y_true = np.array([index[k] for k in true_keys])
+    y_pred = np.array([index[k] for k in predicted_keys])
+    accuracy, macro_f1, table = class_scores(y_true, y_pred, len(names), names)
+    precision, recall, f1 = (np.array([getattr(row, name) for row in table]) for name in ("precision", "recall", "f1"))
+    support = np.array([row.support for row in table])
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(names))))
     return accuracy, macro_f1, names, precision, recall, f1, support, matrix
 

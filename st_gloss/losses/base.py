@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from st_gloss import compat
-from st_gloss.functional import as_real, count_non_finite_rows, non_finite_message
+from st_gloss.functional import as_real, check_finite
 
 
 class LabelledTextLoss(nn.Module):
@@ -115,9 +115,7 @@ class LabelledTextLoss(nn.Module):
         Without it a non-finite row gives a NaN loss or, worse, a normal-looking loss with NaN
         gradients. One host sync.
         """
-        num_bad = int(count_non_finite_rows(embeddings))
-        if num_bad:
-            raise ValueError(non_finite_message(type(self).__name__, num_bad, embeddings))
+        check_finite(embeddings, type(self).__name__)
 
     def head_cross_entropy(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy of the linear head's logits (float32 or wider, whatever the autocast dtype)."""
