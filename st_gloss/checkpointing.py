@@ -1,7 +1,7 @@
 """Trainer glue for ``st-gloss train``: the per-epoch curve and the best epoch on disk.
 
 Early stopping is transformers' own ``EarlyStoppingCallback``; the linear-probe evaluator that
-can pick the epoch lives with the other evaluators (:mod:`st_gloss.evaluation.evaluators`).
+can pick the epoch lives with the other evaluators ([`st_gloss.evaluation.evaluators`][st_gloss.evaluation.evaluators]).
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ def early_stopping(patience: int):
 class BestEpochCallback(TrainerCallback):
     """Record the curve of a run and save the model at every new best epoch.
 
-    After every evaluation (one per epoch) the callback appends an entry to :attr:`curve`:
+    After every evaluation (one per epoch) the callback appends an entry to `curve`:
     ``{"epoch", "train_loss", "loss_parts", "val", "train_seconds", "eval_seconds"}``. When the
     validation ``metric`` beats the best so far (strictly), the model is saved to ``output`` (with
     its model card), so that folder always holds the best epoch: Ctrl-C or a crash leaves a usable
-    model. Stopping is left to ``stopper`` (:func:`early_stopping`, listed before this callback
+    model. Stopping is left to ``stopper`` (`early_stopping`, listed before this callback
     in the trainer's callbacks); the callback only reports it.
 
     Args:
@@ -64,6 +64,8 @@ class BestEpochCallback(TrainerCallback):
         stopper: the ``EarlyStoppingCallback`` of the run (``None``: no early stopping).
         echo: receives one line per epoch.
         on_epoch: called as ``on_epoch(curve, summary)`` after each epoch (``metrics.json`` updates).
+        on_best: called with no arguments right after a new best epoch is saved (``st-gloss
+            train`` copies the loss's linear head there, to keep the head of the best epoch).
 
     Examples:
         >>> stopper = early_stopping(2)
@@ -79,6 +81,7 @@ class BestEpochCallback(TrainerCallback):
         stopper=None,
         echo: Callable[[str], None] = print,
         on_epoch: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
+        on_best: Callable[[], None] | None = None,
     ) -> None:
         self.model = model
         self.output = Path(output)
@@ -86,6 +89,7 @@ class BestEpochCallback(TrainerCallback):
         self.stopper = stopper
         self.echo = echo
         self.on_epoch = on_epoch
+        self.on_best = on_best
         self.curve: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.best_value: float | None = None
@@ -132,6 +136,8 @@ class BestEpochCallback(TrainerCallback):
         if improved:
             self.best_value, self.best_epoch = value, epoch
             self.model.save(str(self.output), safe_serialization=True)
+            if self.on_best is not None:
+                self.on_best()
         stopper = self.stopper
         if stopper is not None and stopper.early_stopping_patience_counter >= stopper.early_stopping_patience:
             self.stopped_early = True

@@ -1,6 +1,6 @@
 """The demo: fine-tune the bundled MiniLM with G-Loss on a bundled sample, test metrics before/after.
 
-``st-gloss demo`` (:mod:`st_gloss.cli.demo`) is a thin layer over :func:`run_demo`.
+``st-gloss demo`` (`st_gloss.cli.demo`) is a thin layer over `run_demo`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from st_gloss.classifier.text_classifier import TextClassifier
 from st_gloss.errors import InputError
 
 
@@ -24,7 +25,7 @@ class Scores:
 def measure(model, data, *, k: int = 10, batch_size: int = 32) -> Scores:
     """kNN accuracy/macro-F1 (train as index, test as queries) and the macro cosine silhouette of test.
 
-    One call of :func:`st_gloss.evaluation.evaluate` (the test split, seed 0).
+    One call of [`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate] (the test split, seed 0).
 
     Examples:
         >>> measure(model, load_data("sample:mr"))  # doctest: +SKIP
@@ -63,10 +64,16 @@ def run_demo(
     show_progress_bar: bool = True,
     echo=print,
 ) -> tuple[Scores, Scores]:
-    """Measure, fine-tune with GraphGuidedLoss, measure again; return (before, after).
+    """Measure, fine-tune with GraphGuidedLoss, measure again, classify a few new texts; return (before, after).
+
+    After training, a logistic head is fit on the training texts' embeddings
+    (`TextClassifier`) and classifies a few texts of no split (for a bundled
+    sample, [`st_gloss.evaluation.samples.NEW_TEXTS`][st_gloss.evaluation.samples.NEW_TEXTS]; for other data, three test
+    texts).
+    With ``save_to`` the classifier is saved there, for ``st-gloss predict``.
 
     ``data`` is a bundled sample (``"sample:mr"``, ``"sample:r8"``; ``"mr"`` and ``"r8"`` still
-    mean the samples here) or anything :func:`st_gloss.evaluation.load_data` accepts (with train
+    mean the samples here) or anything `st_gloss.evaluation.load_data` accepts (with train
     and test splits). ``save_to`` is checked (a new or empty folder, writable, apart from the
     model and the data) before anything is loaded.
 
@@ -126,10 +133,49 @@ def run_demo(
     after = measure(model, dataset, batch_size=batch_size)
     echo("")
     echo(format_comparison(before, after))
+    classifier = TextClassifier(model, head="logistic", labels=dataset.label_names, batch_size=batch_size, seed=seed)
+    classifier.fit_embeddings(classifier.encode(train.texts), train.labels, ids=True)
+    texts = new_texts(data, dataset)
+    echo("\nclassifying new texts (logistic head on the fine-tuned embeddings):")
+    echo(format_predictions(texts, classifier.predict_proba(texts), classifier.labels))
     if save_to is not None:
-        model.save(save_to, safe_serialization=True)
-        echo(f"\nmodel saved to {save_to}")
+        classifier.save_pretrained(save_to)
+        echo(f"\nclassifier saved to {save_to}; try: st-gloss predict {save_to} --data FILE --output predictions.csv")
     return before, after
+
+
+def new_texts(data: str, dataset) -> list[str]:
+    """The texts the demo classifies: the sample's [`NEW_TEXTS`][st_gloss.evaluation.samples.NEW_TEXTS], else 3 test
+    texts.
+
+    Examples:
+        >>> new_texts("sample:mr", None)[0][:24]
+        'a warm , funny and beaut'
+    """
+    from st_gloss.evaluation.samples import NEW_TEXTS
+
+    name = demo_data_source(data).removeprefix("sample:")
+    if name in NEW_TEXTS:
+        return list(NEW_TEXTS[name])
+    return list(dataset["test"].texts[:3])
+
+
+def format_predictions(texts: list[str], probabilities, labels: list, width: int = 60) -> str:
+    """One line per text: the predicted label, its probability and the text (shortened to ``width``).
+
+    Examples:
+        >>> import numpy as np
+        >>> print(format_predictions(["good film"], np.array([[0.1, 0.9]]), ["negative", "positive"]))
+        positive  0.90  good film
+    """
+    names = [str(label) for label in labels]
+    column = max(len(name) for name in names)
+    lines = []
+    for text, row in zip(texts, probabilities):
+        best = int(row.argmax())
+        shown = text if len(text) <= width else text[: width - 3] + "..."
+        lines.append(f"{names[best]:<{column}}  {row[best]:.2f}  {shown}")
+    return "\n".join(lines)
 
 
 def format_comparison(before: Scores, after: Scores) -> str:

@@ -1,7 +1,7 @@
 r"""One graph over all processes: gathering embeddings and labels under torch.distributed.
 
 With data parallelism (``torchrun``, accelerate, the sentence-transformers trainer) each process
-embeds its own batch of $B$ texts. :func:`gather_with_grad` concatenates the embeddings of all
+embeds its own batch of $B$ texts. `gather_with_grad` concatenates the embeddings of all
 $N$ processes, in rank order, so that every process builds the same graph of $N B$ nodes. Its
 backward pass sums the gradient of every process's loss with respect to each process's rows
 (an all-reduce), so after DDP averages the parameter gradients over the $N$ processes they equal
@@ -41,7 +41,7 @@ def rank() -> int:
 def batch_sizes(tensor: Tensor) -> list[int]:
     """The first-dimension size of ``tensor`` on every process (one small all-gather).
 
-    Pass the result to :func:`gather_with_grad` and :func:`gather` when several tensors of one
+    Pass the result to `gather_with_grad` and `gather` when several tensors of one
     batch are gathered, so the sizes are exchanged once.
 
     Examples:
@@ -89,11 +89,11 @@ def gather_with_grad(tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
 
     The gradient that reaches this process's ``tensor`` is the sum, over all processes, of the
     gradient of each process's loss with respect to these rows. When every process computes the
-    same loss $L$ of the gathered tensor (as :class:`~st_gloss.GraphGuidedLoss` does), that is
+    same loss $L$ of the gathered tensor (as [`GraphGuidedLoss`][st_gloss.GraphGuidedLoss] does), that is
     $N\,\partial L / \partial x_{\text{local}}$, and DDP's averaging over $N$ processes turns the
     parameter gradients into exactly $\partial L / \partial \theta$ of the global batch.
 
-    ``sizes`` (:func:`batch_sizes`) saves the exchange of batch sizes when it is known already.
+    ``sizes`` (`batch_sizes`) saves the exchange of batch sizes when it is known already.
     Returns ``tensor`` itself when not distributed.
 
     Examples:
@@ -109,7 +109,7 @@ def gather_with_grad(tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
 def gather(tensor: Tensor, sizes: list[int] | None = None) -> Tensor:
     """Concatenate ``tensor`` (labels, masks) from every process in rank order, without gradient.
 
-    ``sizes`` as in :func:`gather_with_grad`.
+    ``sizes`` as in `gather_with_grad`.
 
     Examples:
         >>> gather(torch.tensor([0, 1])).tolist()  # one process

@@ -14,11 +14,11 @@ The solve runs in float64 (float32 on devices without float64, such as Apple's M
 dtype of the embeddings, so the loss is the same under mixed precision and never NaN.
 
 For graphs of thousands of nodes the closed-form solve, $O(|u|^3)$, gives way to a $k$-step
-iterative propagation (:func:`iterative_solution`), and the fully connected graph to an optional
-sparse $k$-nearest-neighbour graph (:func:`knn_graph`); :func:`resolve_propagation` picks the
+iterative propagation (`iterative_solution`), and the fully connected graph to an optional
+sparse $k$-nearest-neighbour graph (`knn_graph`); `resolve_propagation` picks the
 solver by the number of hidden nodes.
 
-Sigma rules live in :mod:`st_gloss.sigma`, label masking in :mod:`st_gloss.masking`.
+Sigma rules live in [`st_gloss.sigma`][st_gloss.sigma], label masking in [`st_gloss.masking`][st_gloss.masking].
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from torch import Tensor
 Normalization = Literal["row", "symmetric"]
 NORMALIZATIONS: tuple[str, ...] = ("row", "symmetric")
 PROPAGATIONS: tuple[str, ...] = ("auto", "closed_form", "iterative")
-"""How the hidden nodes' distributions are solved: ``auto`` picks by size (:func:`resolve_propagation`)."""
+"""How the hidden nodes' distributions are solved: ``auto`` picks by size (`resolve_propagation`)."""
 GRAPHS: tuple[str, ...] = ("dense", "knn")
 """The graph of a batch: fully connected (``dense``, the paper's) or the ``knn`` nearest neighbours of each node."""
 AUTO_CLOSED_FORM_MAX_HIDDEN = 2048
 """``propagation="auto"`` solves in closed form up to this many hidden nodes, iteratively above."""
 DEFAULT_NUM_ITERATIONS = 100
-"""Steps of :func:`iterative_solution` when none is given."""
+"""Steps of `iterative_solution` when none is given."""
 DEFAULT_KNN_NEIGHBORS = 16
-"""Neighbours per node of :func:`knn_graph` when none is given."""
+"""Neighbours per node of `knn_graph` when none is given."""
 
 # Damping of the hidden-to-hidden block in the solve, per solve dtype. It keeps
 # I - alpha * P_uu invertible when a group of hidden nodes is (numerically) cut off from every
@@ -54,7 +54,7 @@ _TINY = {torch.float64: 1e-200, torch.float32: 1e-30}
 _LOG_FLOOR = 1e-12
 _MIN_SIGMA = 1e-6  # below it 2 sigma^2 underflows towards 0 and every logit becomes -inf
 MAX_INFERRED_CLASSES = 2**20
-"""The most classes :func:`propagate_labels` infers from ``labels.max() + 1``; above it, pass ``num_classes``."""
+"""The most classes `propagate_labels` infers from ``labels.max() + 1``; above it, pass ``num_classes``."""
 
 
 def as_real(value, name: str, *, owner: str = "") -> float:
@@ -134,7 +134,7 @@ def non_finite_message(owner: str, num_bad: int, embeddings: Tensor) -> str:
 
 
 def check_finite(embeddings: Tensor, owner: str) -> None:
-    """Raise a ``ValueError`` (:func:`non_finite_message`) if any row of ``embeddings`` has NaN or inf; one host sync.
+    """Raise a ``ValueError`` (`non_finite_message`) if any row of ``embeddings`` has NaN or inf; one host sync.
 
     Examples:
         >>> check_finite(torch.ones(2, 3), "graph_loss")  # finite: nothing happens
@@ -276,7 +276,7 @@ def transition_matrix(logits: Tensor, normalization: Normalization = "row") -> T
       $A = D^{-1/2} W D^{-1/2}$, then each column divided by its sum, then each row by its sum.
 
     Args:
-        logits: ``(B, B)`` output of :func:`gaussian_logits` (``-inf`` on the diagonal).
+        logits: ``(B, B)`` output of `gaussian_logits` (``-inf`` on the diagonal).
         normalization: ``"row"`` or ``"symmetric"``.
 
     Examples:
@@ -350,7 +350,7 @@ def _as_distributions(f_u: Tensor, tiny: float) -> Tensor:
 def resolve_propagation(propagation: str, num_hidden: int) -> str:
     r"""The solver that ``propagation`` means for a graph with ``num_hidden`` hidden nodes.
 
-    ``"auto"`` is ``"closed_form"`` up to :data:`AUTO_CLOSED_FORM_MAX_HIDDEN` (2048) hidden nodes
+    ``"auto"`` is ``"closed_form"`` up to `AUTO_CLOSED_FORM_MAX_HIDDEN` (2048) hidden nodes
     and ``"iterative"`` above: the LU solve costs $O(|u|^3)$ and is exact, the iteration costs
     $O(k\,|u|^2 C)$ on the dense graph ($O(k\,n\,m\,C)$ on an $m$-neighbour graph) and converges
     geometrically. Below the threshold the solve is also the faster of the two on CPU and GPU
@@ -378,17 +378,17 @@ def iterative_solution(
 
     The iterate after $t$ steps is $\sum_{s<t} P_{uu}^s P_{ul} Y_l$, the probability that a random
     walk from each hidden node is absorbed at a labelled node of each class within $t$ steps; it
-    increases to the harmonic solution $(I - P_{uu})^{-1} P_{ul} Y_l$ of :func:`harmonic_solution`,
+    increases to the harmonic solution $(I - P_{uu})^{-1} P_{ul} Y_l$ of `harmonic_solution`,
     with an error that shrinks like $\rho(P_{uu})^t$. On the Gaussian batch graph every hidden node
     sends a share of about $\gamma$ of its weight to labelled nodes, so $\rho \approx 1 - \gamma$
-    and 100 steps are exact to float64 precision; on a sparse :func:`knn_graph` the walk needs more
+    and 100 steps are exact to float64 precision; on a sparse `knn_graph` the walk needs more
     steps to reach a label (use ``tol``). Rows are renormalised to sum to 1, as in the closed form.
     Differentiable; costs $O(k\,|u|^2 C)$ with a dense ``transition`` and $O(k\,\mathrm{nnz}\,C)$
     with a sparse one, and keeps $k$ copies of $F$ for the backward pass.
 
     Args:
         transition: ``(B, B)`` transition matrix $P$, or ``(neighbors, weights)`` of a sparse graph
-            (:func:`knn_transition`).
+            (`knn_transition`).
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes that keep their label.
         labelled_targets: ``(n_l, C)`` label distributions $Y_l$ of the labelled nodes, in mask order.
         num_iterations: the maximum number of steps $k$.
@@ -481,7 +481,7 @@ def knn_graph(
     $-\lVert x_i - x_j \rVert^2 / 2\sigma^2$ of the chosen pairs are then computed with gradient
     in $O(n\,m\,d)$. The graph is directed (node $i$ keeps its own $m$ nearest), which is what the
     random walk of label propagation needs; with $m = n - 1$ it is the dense graph of
-    :func:`gaussian_logits`.
+    `gaussian_logits`.
 
     Args:
         embeddings: ``(n, d)`` embeddings.
@@ -554,11 +554,11 @@ class _NeighbourDistances(torch.autograd.Function):
 
 
 def knn_transition(neighbors: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The row-normalised transition matrix $P = D^{-1} W$ of a :func:`knn_graph`, in neighbour form.
+    r"""The row-normalised transition matrix $P = D^{-1} W$ of a `knn_graph`, in neighbour form.
 
     Each row is a softmax over its node's neighbour logits. Returns ``(neighbors, weights)``, both
-    ``(n, m)``: $P_{i, n_{ik}} = w_{ik}$, zero elsewhere. :func:`iterative_solution` takes the pair
-    as its ``transition``; :func:`dense_transition` turns it into an ``(n, n)`` matrix.
+    ``(n, m)``: $P_{i, n_{ik}} = w_{ik}$, zero elsewhere. `iterative_solution` takes the pair
+    as its ``transition``; `dense_transition` turns it into an ``(n, n)`` matrix.
     Differentiable with respect to ``logits``.
 
     Examples:
@@ -571,7 +571,7 @@ def knn_transition(neighbors: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def dense_transition(neighbors: Tensor, weights: Tensor) -> Tensor:
-    """The ``(n, n)`` matrix of a transition in neighbour form (:func:`knn_transition`); differentiable.
+    """The ``(n, n)`` matrix of a transition in neighbour form (`knn_transition`); differentiable.
 
     Examples:
         >>> dense_transition(torch.tensor([[1], [0]]), torch.tensor([[1.0], [1.0]]))
@@ -601,9 +601,9 @@ def propagate_labels(
     r"""Propagate the visible labels over the batch graph to the hidden nodes.
 
     Builds the Gaussian graph of the (L2-normalised) embeddings, the transition matrix
-    (:func:`transition_matrix`) and returns the harmonic solution
-    $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$ (:func:`harmonic_solution`). Differentiable with respect to
-    ``embeddings``; computed in float64 (see :func:`solve_dtype_for`).
+    (`transition_matrix`) and returns the harmonic solution
+    $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$ (`harmonic_solution`). Differentiable with respect to
+    ``embeddings``; computed in float64 (see `solve_dtype_for`).
 
     Args:
         embeddings: ``(B, d)`` embeddings (any float dtype, any device).
@@ -611,17 +611,17 @@ def propagate_labels(
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes whose label is visible.
         sigma: Gaussian kernel width.
         num_classes: number of classes $C$ (the columns of the result); defaults to
-            ``labels.max() + 1``, which is refused above :data:`MAX_INFERRED_CLASSES` (2**20): pass
+            ``labels.max() + 1``, which is refused above `MAX_INFERRED_CLASSES` (2**20): pass
             ``num_classes`` or map the ids to ``0..C-1`` first (``torch.unique(return_inverse=True)``).
         normalization: ``"row"`` ($D^{-1}W$, default) or ``"symmetric"`` (the authors' code;
             dense graph only).
-        propagation: ``"closed_form"`` (:func:`harmonic_solution`), ``"iterative"``
-            (:func:`iterative_solution`) or ``"auto"`` (:func:`resolve_propagation`).
-        graph: ``"dense"`` (fully connected, the paper's) or ``"knn"`` (:func:`knn_graph`).
+        propagation: ``"closed_form"`` (`harmonic_solution`), ``"iterative"``
+            (`iterative_solution`) or ``"auto"`` (`resolve_propagation`).
+        graph: ``"dense"`` (fully connected, the paper's) or ``"knn"`` (`knn_graph`).
         num_neighbors: neighbours per node of the ``"knn"`` graph.
         num_iterations: steps of the iterative solver.
         tol: early-stopping tolerance of the iterative solver.
-        solve_dtype: dtype of the graph and the solve; ``None`` is :func:`solve_dtype_for` the device
+        solve_dtype: dtype of the graph and the solve; ``None`` is `solve_dtype_for` the device
             (float64 on CPU and CUDA). float32 is faster on GPUs with slow float64 and stays finite,
             at about 1e-5 relative error in the propagated distributions.
 
@@ -673,7 +673,7 @@ def _check_batch(owner: str, embeddings: Tensor, num_bad: int, low: int, high: i
 
 
 def _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype=None) -> dict:
-    """Validate the solver options once; the result is what :func:`_propagate` takes."""
+    """Validate the solver options once; the result is what `_propagate` takes."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if propagation not in PROPAGATIONS:
@@ -698,7 +698,7 @@ def _propagate(
     propagation="closed_form", graph="dense", num_neighbors=DEFAULT_KNN_NEIGHBORS,
     num_iterations=DEFAULT_NUM_ITERATIONS, tol=None, solve_dtype=None, num_hidden: int | None = None,
 ) -> Tensor:
-    """:func:`propagate_labels` without its input checks, for callers that have made them."""
+    """`propagate_labels` without its input checks, for callers that have made them."""
     if graph == "knn":
         neighbors, logits = knn_graph(embeddings, sigma, num_neighbors, normalize=normalize, dtype=solve_dtype)
         transition = knn_transition(neighbors, logits)
@@ -774,7 +774,7 @@ def graph_loss(
 
     With no hidden node (or no labelled node) there is nothing to score: the result is a zero that
     is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
-    embeddings promoted to at least float32. The solver options are those of :func:`propagate_labels`.
+    embeddings promoted to at least float32. The solver options are those of `propagate_labels`.
 
     Embeddings with a NaN or inf entry and negative label ids are refused with a ``ValueError``.
     Without ``num_classes`` the label ids are mapped to ``0..k-1`` for the $k$ classes present

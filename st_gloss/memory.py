@@ -81,7 +81,7 @@ class EmbeddingMemory:
         return torch.cat([e for e, _ in self._batches])
 
     def labels(self) -> Tensor | None:
-        """The labels of :meth:`embeddings`, in the same order, on the CPU (``None`` when empty)."""
+        """The labels of `embeddings`, in the same order, on the CPU (``None`` when empty)."""
         if not self._batches:
             return None
         return torch.cat([y for _, y in self._batches])

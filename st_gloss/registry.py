@@ -1,7 +1,7 @@
 """One registry of the training losses: a name (``gloss``, ``supcon+ce``...) -> a loss builder.
 
-A new loss is one :func:`register` call: the ``st-gloss train`` command, the benchmark runner and
-the tests all read :data:`LOSSES`.
+A new loss is one `register` call: the ``st-gloss train`` command, the benchmark runner and
+the tests all read `LOSSES`.
 
 Examples:
     >>> sorted(LOSSES)[:3]
@@ -20,7 +20,7 @@ LossOptions = dict[str, Any]
 Builder = Callable[[Any, int, LossOptions], Any]  # returns a torch.nn.Module
 
 OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
-"""Every loss option the registry knows; a loss takes a subset (:attr:`LossSpec.options`)."""
+"""Every loss option the registry knows; a loss takes a subset (`LossSpec.options`)."""
 
 DEFAULT_OPTIONS: LossOptions = {
     "labelled_fraction": 0.7,
@@ -43,7 +43,7 @@ class LossSpec:
     Attributes:
         name: the name used on the command line (``gloss+ce``).
         build: ``build(model, num_labels, options) -> nn.Module``; ``options`` holds every name of
-            :data:`OPTION_NAMES`, filled with defaults.
+            `OPTION_NAMES`, filled with defaults.
         options: the options this loss reads; the others are refused on the command line.
         description: one line for ``--help`` and the docs.
         calibrates_sigma: the built loss has ``calibrate_sigma`` and wants it called on the training texts.
@@ -61,7 +61,7 @@ LOSSES: dict[str, LossSpec] = {}
 
 
 def register(spec: LossSpec) -> LossSpec:
-    """Add a loss to :data:`LOSSES` (a name may be registered once).
+    """Add a loss to `LOSSES` (a name may be registered once).
 
     Examples:
         >>> from st_gloss.losses import InBatchCosineSimilarityLoss
@@ -80,11 +80,11 @@ def register(spec: LossSpec) -> LossSpec:
 def build_loss(name: str, model, num_labels: int, **options: Any):
     """Build the loss called ``name`` for ``model`` and a ``num_labels``-class dataset.
 
-    Options the loss does not read raise :class:`ValueError`, so a typo or a misplaced option
-    never passes silently; options left out take :data:`DEFAULT_OPTIONS`.
+    Options the loss does not read raise `ValueError`, so a typo or a misplaced option
+    never passes silently; options left out take `DEFAULT_OPTIONS`.
 
     Args:
-        name: a key of :data:`LOSSES`.
+        name: a key of `LOSSES`.
         model: the SentenceTransformer to fine-tune.
         num_labels: number of classes (used by the losses with a linear head).
         **options: loss options (``labelled_fraction``, ``sigma``, ``graph_weight``,
@@ -104,7 +104,7 @@ def build_loss(name: str, model, num_labels: int, **options: Any):
 
 
 def get_spec(name: str) -> LossSpec:
-    """The :class:`LossSpec` of ``name``; :class:`ValueError` listing the names otherwise."""
+    """The `LossSpec` of ``name``; `ValueError` listing the names otherwise."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     return LOSSES[name]
@@ -133,7 +133,7 @@ class Recipe:
 
     Attributes:
         target: ``module:Class``; the module ``st_losses`` is sentence-transformers' losses
-            package (through :mod:`st_gloss.compat`).
+            package (through `st_gloss.compat`).
         arguments: ``(option, keyword)`` pairs, in the order the options are listed.
         num_labels: pass the dataset's class count as ``num_labels`` (losses with a linear head).
         defaults: per-loss defaults of options whose shared default is ``None`` (``memory_steps``).

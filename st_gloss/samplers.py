@@ -34,8 +34,8 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
       batches as the dataset has examples divided by the batch size. Use it for skewed classes
       (R8, R52, Ohsumed) so rare classes are seen and scored.
 
-    Pass the class (or :meth:`with_options` for non-default options) as ``batch_sampler`` of
-    :class:`~sentence_transformers.SentenceTransformerTrainingArguments`; the trainer supplies the
+    Pass the class (or `with_options` for non-default options) as ``batch_sampler`` of
+    `SentenceTransformerTrainingArguments`; the trainer supplies the
     dataset, batch size, label column, generator and seed, and calls ``set_epoch`` every epoch.
 
     Args:

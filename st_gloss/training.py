@@ -2,8 +2,8 @@
 
 Two entry points:
 
-- :func:`fine_tune`: train a model in place on (text, label) pairs (used by ``st-gloss demo``).
-- :func:`train`: the ``st-gloss train`` job: data preparation (a stratified validation split when
+- `fine_tune`: train a model in place on (text, label) pairs (used by ``st-gloss demo``).
+- `train`: the ``st-gloss train`` job: data preparation (a stratified validation split when
   the data has none), any registered loss, validation after every epoch, early stopping, the best
   epoch saved with its model card, and a ``metrics.json`` with the per-epoch curve and the test
   metrics of the best epoch. The benchmark runner calls it once per job.
@@ -28,6 +28,22 @@ from torch import nn
 from st_gloss.compat import loss_config, warmup_arguments
 from st_gloss.losses import GraphGuidedLoss
 from st_gloss.samplers import ClassBalancedBatchSampler
+from st_gloss.training_heads import HEAD_LEARNING_RATE, snapshot_linear
+
+HEAD_PARAMETERS = r"^classifier\."
+"""The loss parameters that get ``--head-lr`` (sentence-transformers' ``learning_rate_mapping``)."""
+
+
+def _head_learning_rate(config, loss) -> float | None:
+    """The linear head's learning rate, or ``None`` for a loss without a head (``--head-lr`` refused there)."""
+    from st_gloss.errors import InputError
+
+    if getattr(loss, "classifier", None) is None:
+        if config.head_learning_rate is not None:
+            raise InputError(f"--head-lr sets the learning rate of a linear head, and --loss {config.loss} has "
+                             "none; use it with ce, gloss+ce or supcon+ce, or leave it out")
+        return None
+    return HEAD_LEARNING_RATE if config.head_learning_rate is None else float(config.head_learning_rate)
 
 
 def training_arguments(
@@ -80,8 +96,8 @@ def fine_tune(
 ):
     """Train ``model`` in place on (text, label) pairs and return the trainer.
 
-    The loss defaults to :class:`~st_gloss.GraphGuidedLoss` with sigma calibrated on the training
-    texts by the paper's rule; batches come from :class:`~st_gloss.ClassBalancedBatchSampler`.
+    The loss defaults to [`GraphGuidedLoss`][st_gloss.GraphGuidedLoss] with sigma calibrated on the training
+    texts by the paper's rule; batches come from [`ClassBalancedBatchSampler`][st_gloss.ClassBalancedBatchSampler].
     Nothing is written unless ``output_dir`` is given (checkpoints then go there).
 
     Examples:
@@ -122,7 +138,7 @@ EVAL_METRICS = {"knn": "knn_accuracy", "probe": "probe_accuracy", "silhouette": 
 """``--eval-metric`` -> the validation metric that picks the best epoch (higher is better)."""
 
 TEST_METRICS = ("knn", "probe", "silhouette")
-"""What the test split of a job is measured with (:func:`st_gloss.evaluation.evaluate`)."""
+"""What the test split of a job is measured with ([`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate])."""
 
 METRICS_FILE = "metrics.json"
 
@@ -134,14 +150,17 @@ class TrainConfig:
     Attributes:
         data: a folder with ``train.csv``/``test.csv`` (``val.csv`` optional), a benchmark name
             found under ``data_root`` (``mr``, ``r8``, ``r52``, ``ohsumed``, ``20ng``) or a bundled
-            sample (``sample:mr``, ``sample:r8``): anything :func:`st_gloss.evaluation.load_data` takes.
-        loss: a name of :data:`st_gloss.registry.LOSSES`.
+            sample (``sample:mr``, ``sample:r8``): anything `st_gloss.evaluation.load_data` takes.
+        loss: a name of [`st_gloss.registry.LOSSES`][st_gloss.registry.LOSSES].
         output: the folder that receives the model of the best epoch and ``metrics.json``.
         model: a model folder or hub name; ``None`` for the bundled all-MiniLM-L6-v2.
         data_root: folder that holds the benchmark datasets (default ``$ST_GLOSS_DATA``).
         epochs: maximum number of epochs.
         batch_size: examples per batch (class-balanced batches, at least 4).
         learning_rate: peak learning rate (linear warmup, then linear decay).
+        head_learning_rate: peak learning rate of the loss's linear head (losses with one:
+            ``ce``, ``gloss+ce``, ``supcon+ce``); ``None``:
+            `st_gloss.training_heads.HEAD_LEARNING_RATE`.
         warmup_ratio: share of the steps used for warmup.
         seed: seed of everything random: the validation carve, subsets, batches, heads, masks.
         max_seq_length: truncate texts to this many tokens.
@@ -173,6 +192,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = None
     warmup_ratio: float = 0.1
     seed: int = 0
     max_seq_length: int = 128
@@ -201,7 +221,7 @@ class TrainConfig:
 
 
 class TrainingInterrupted(Exception):
-    """Raised by :func:`train` after Ctrl-C, once a usable model and ``metrics.json`` are saved."""
+    """Raised by `train` after Ctrl-C, once a usable model and ``metrics.json`` are saved."""
 
 
 def _take(split, rows: np.ndarray, name: str | None = None):
@@ -216,7 +236,7 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print):
     Without a validation split, ``config.val_fraction`` of each class of train is carved off
     (stratified, seeded with ``config.seed``); the ``max_*_examples`` caps then draw stratified,
     seeded subsets. Every step is written to the ``notes`` of the returned
-    :class:`~st_gloss.evaluation.data.LabelledData` and echoed.
+    [`LabelledData`][st_gloss.evaluation.data.LabelledData] and echoed.
 
     Examples:
         >>> data = prepare_data(TrainConfig("sample:mr", "gloss", "out"), echo=lambda line: None)
@@ -276,6 +296,7 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print):
 
 _FLOAT_OPTIONS = {  # field -> (flag, lowest, highest, open at the low end, open at the high end)
     "learning_rate": ("--lr", 0.0, None, True, False),
+    "head_learning_rate": ("--head-lr", 0.0, None, True, False),
     "warmup_ratio": ("--warmup-ratio", 0.0, 1.0, False, False),
     "val_fraction": ("--val-fraction", 0.0, 1.0, True, True),
     "labelled_fraction": ("--labelled-fraction", 0.0, 1.0, True, True),
@@ -358,7 +379,7 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
 
 
 def prepare_output(path: str | Path, overwrite: bool) -> Path:
-    """Create the output folder, emptying an earlier job's folder with ``overwrite`` (see :func:`check_output`).
+    """Create the output folder, emptying an earlier job's folder with ``overwrite`` (see `check_output`).
 
     Call it last, once the data and the model are loaded: it is the step that deletes.
 
@@ -403,22 +424,54 @@ def validation_evaluators(data, config: TrainConfig) -> list:
     return evaluators
 
 
-def measure_test(model, data, config: TrainConfig) -> dict[str, float]:
-    """The ``test`` entry of ``metrics.json``: :func:`st_gloss.evaluation.evaluate` on the test split.
+def measure_test(model, data, config: TrainConfig, *, linear=None, output: Path | None = None):
+    """The test scores of a job, and the classifier it keeps: ``(test, per_class, classifier)``.
 
-    kNN and the linear probe use train as index and training set; the silhouette is that of
-    test; the keys are ``knn_accuracy``, ``knn_macro_f1``, ``probe_accuracy``, ``probe_macro_f1``,
-    ``silhouette_macro``, ``silhouette_micro``.
+    [`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate] on the test split (kNN and the linear probe use train
+    as index and training set; the silhouette is that of test), then the heads of
+    `st_gloss.training_heads.fit_heads` fit on the same training embeddings (``linear``:
+    the loss's head at the best epoch) and scored on the same test embeddings. ``test`` has the
+    keys ``knn_accuracy``, ``knn_macro_f1``, ``probe_accuracy``, ``probe_macro_f1``,
+    ``silhouette_macro``, ``silhouette_micro`` and ``head_<head>_accuracy``/``_macro_f1`` per
+    head; ``per_class`` is the default head's per-class table by label name. With ``output``,
+    the heads are saved there beside the model (`save_heads`).
 
     Examples:
-        >>> measure_test(model, data, config)["knn_accuracy"]  # doctest: +SKIP
-        0.84
+        >>> test, per_class, classifier = measure_test(model, data, config)  # doctest: +SKIP
+        >>> test["knn_accuracy"], test["head_logistic_accuracy"]  # doctest: +SKIP
+        (0.84, 0.86)
     """
     from st_gloss.evaluation.pipeline import evaluate
+    from st_gloss.training_heads import fit_heads, outputs_unit_vectors, score_heads
 
     report = evaluate(model, data, TEST_METRICS, split="test", k=config.k, batch_size=config.encode_batch_size,
                       seed=config.seed)
-    return report.as_dict()
+    classifier = fit_heads(model, report.index_embeddings, data["train"].labels, data.label_names, linear=linear,
+                           seed=config.seed, batch_size=config.encode_batch_size)
+    if output is not None:
+        classifier.save_heads(output)
+    raw = None
+    if linear is not None and not outputs_unit_vectors(model):  # the linear head saw unnormalised outputs
+        raw = classifier.encode(data["test"].texts)
+    heads, per_class = score_heads(classifier, report.embeddings, data["test"].labels, raw_embeddings=raw)
+    return {**report.as_dict(), **heads}, per_class, classifier
+
+
+def keep_heads(model, data, config: TrainConfig, output: Path, *, linear=None):
+    """Save the classifier of a job whose test split is not measured (the runner's learning-rate trials).
+
+    The heads of `st_gloss.training_heads.fit_heads` on the training embeddings, saved beside
+    the model in ``output``; returns the classifier.
+    """
+    from st_gloss.evaluation.encode import encode_texts
+    from st_gloss.training_heads import fit_heads
+
+    train_split = data["train"]
+    vectors = encode_texts(model, train_split.texts, batch_size=config.encode_batch_size)
+    classifier = fit_heads(model, vectors, train_split.labels, data.label_names, linear=linear, seed=config.seed,
+                           batch_size=config.encode_batch_size)
+    classifier.save_heads(output)
+    return classifier
 
 
 def _payload(config: TrainConfig, data, status: str, **extra: Any) -> dict[str, Any]:
@@ -451,11 +504,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     after every epoch; save the model whenever the validation metric improves (so the output
     folder always holds the best epoch so far, with its model card); stop after ``patience``
     epochs without improvement (transformers' ``EarlyStoppingCallback``); then reload the best
-    epoch and measure the test split once with :func:`st_gloss.evaluation.evaluate`.
+    epoch and measure the test split once with [`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate].
 
     Ctrl-C stops training, keeps the best epoch so far (or the current weights when no epoch has
     finished) with a ``metrics.json`` whose ``status`` is ``"interrupted"``, and raises
-    :class:`TrainingInterrupted`.
+    `TrainingInterrupted`.
 
     Raises:
         st_gloss.errors.InputError: bad options, data or output folder.
@@ -496,6 +549,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         loss = build_loss(config.loss, model, data.num_classes, **given)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    head_rate = _head_learning_rate(config, loss)
     train_split = data["train"]
     if spec.calibrates_sigma and isinstance(getattr(loss, "sigma", None), str):
         sigma = loss.calibrate_sigma(
@@ -513,6 +567,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     output = prepare_output(config.output, config.overwrite)  # everything is loaded: now it may delete
 
     base = {"loss": {"name": config.loss, "config": loss_config(loss)}, "model": config.model or "bundled"}
+    if head_rate is not None:
+        base["head_learning_rate"] = head_rate
+    best_linear: dict[str, Any] = {}  # the loss's linear head at the best epoch
     dataset = Dataset.from_dict({"text": train_split.texts, "label": train_split.labels.tolist()})
     metric = EVAL_METRICS[config.eval_metric]
     stopper = early_stopping(config.patience)
@@ -525,6 +582,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         on_epoch=lambda curve, best: write_metrics(
             output, _payload(config, data, "running", **base, curve=curve, **best)
         ),
+        on_best=lambda: best_linear.update(state=snapshot_linear(loss)),
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="st-gloss-trainer-") as scratch:
@@ -540,6 +598,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             save_strategy="no",
             metric_for_best_model=f"eval_{metric}",
             greater_is_better=True,
+            **({} if head_rate is None else {"learning_rate_mapping": {HEAD_PARAMETERS: head_rate}}),
         )
         trainer = SentenceTransformerTrainer(
             model=model,
@@ -565,20 +624,28 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     train_seconds = time.perf_counter() - started
 
     result = {**base, "curve": callback.curve, **callback.summary(), "train_seconds": train_seconds}
+    best = SentenceTransformer(str(output), device=str(model.device))
+    linear = best_linear.get("state")
+    started = time.perf_counter()
     if config.evaluate_test:
-        started = time.perf_counter()
-        best = SentenceTransformer(str(output), device=str(model.device))
-        result["test"] = measure_test(best, data, config)
+        result["test"], result["test_per_class"], classifier = measure_test(
+            best, data, config, linear=linear, output=output
+        )
         result["test_seconds"] = time.perf_counter() - started
         echo("test (best epoch): " + ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+    else:
+        classifier = keep_heads(best, data, config, output, linear=linear)
+    result["classifier"] = {"heads": list(classifier.heads), "default_head": classifier.default_head,
+                            "labels": list(classifier.labels)}
     payload = _payload(config, data, "finished", **result)
     write_metrics(output, payload)
-    echo(f"model of epoch {callback.best_epoch} and {METRICS_FILE} saved in {output}")
+    echo(f"classifier of epoch {callback.best_epoch} (heads: {', '.join(classifier.heads)}; default "
+         f"{classifier.default_head}) and {METRICS_FILE} saved in {output}")
     return payload
 
 
 def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """The zero-shot row of a benchmark: the model without training, on the same splits as :func:`train`.
+    """The zero-shot row of a benchmark: the model without training, on the same splits as `train`.
 
     Writes ``metrics.json`` (no model) to ``config.output`` with the validation metrics as epoch 0
     and, when ``config.evaluate_test``, the test metrics.
@@ -614,7 +681,7 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
         "train_seconds": 0.0,
     }
     if config.evaluate_test:
-        result["test"] = measure_test(model, data, config)
+        result["test"], result["test_per_class"], _ = measure_test(model, data, config)
     payload = _payload(config, data, "finished", **result)
     write_metrics(output, payload)
     return payload

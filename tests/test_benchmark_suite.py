@@ -130,19 +130,19 @@ def test_the_aggregator_reproduces_a_hand_made_table_exactly(tmp_path):
     # MR: +0.01 is less than the 0.0283 spread over two seeds; R8 has one seed and the hand-made
     # files give no test size, so neither spread is known.
     assert aggregate.head_to_head(results, aggregate.METRICS[0]).splitlines()[2:] == [
-        "| mr | gloss | 0.8200 | ce | 0.8100 | +0.0100 | 0.0283 | – | within noise |",
-        "| r8 | gloss | 0.9500 | ce | 0.9600 | -0.0100 | – | – | loss (one seed) |",
+        "| mr | gloss | within noise | +0.0100 | 0.0283 | – | 0.8200 | ce | 0.8100 |",
+        "| r8 | gloss | loss (one seed) | -0.0100 | – | – | 0.9500 | ce | 0.9600 |",
     ]
     # With 2000 test texts per job, R8's -0.01 is larger than its binomial SE
     # sqrt(.95 * .05 / 2000 + .96 * .04 / 2000) = 0.0066: a loss even with one seed.
     for result in results:
         result["data"] = {"sizes": {"test": 2000}}
     assert aggregate.head_to_head(results, aggregate.METRICS[0]).splitlines()[3] == (
-        "| r8 | gloss | 0.9500 | ce | 0.9600 | -0.0100 | – | 0.0066 | loss |"
+        "| r8 | gloss | loss | -0.0100 | – | 0.0066 | 0.9500 | ce | 0.9600 |"
     )
     # Against a named row, here the zero-shot model is not a candidate but "ce" is.
     assert aggregate.head_to_head(results, aggregate.METRICS[0], ["gloss"], baseline="ce").splitlines()[0] == (
-        "| dataset | G-Loss row | value | ce | value | difference | seed spread | test SE | verdict |"
+        "| dataset | G-Loss row | verdict | difference | seed spread | test SE | value | ce | value |"
     )
     output = tmp_path / "out" / "benchmark.md"
     output.parent.mkdir()
@@ -162,7 +162,7 @@ def test_the_aggregator_reproduces_a_hand_made_table_exactly(tmp_path):
     assert output.read_text() == text
     assert "| gloss | 0.8200 / 0.9000 | 0.9500 / – |" in text
     assert "\nOnly G-Loss was reachable.\n" in text
-    assert "## G-Loss against the best baseline" in text and "| r8 | gloss | 0.9500 | ce |" in text
+    assert "## G-Loss against the best baseline" in text and "| r8 | gloss | loss (one seed) | -0.0100 |" in text
     assert (tmp_path / "out" / "figures" / "convergence_benchmark_mr.png").stat().st_size > 1000
     assert "](figures/convergence_benchmark_mr.png)" in text
 

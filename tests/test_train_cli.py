@@ -44,6 +44,8 @@ def test_every_loss_trains_end_to_end_and_writes_model_and_metrics(loss, tiny_mo
     (epoch,) = metrics["curve"]
     assert epoch["train_seconds"] > 0 and epoch["train_loss"] is not None
     assert {"knn_accuracy", "knn_macro_f1", "silhouette_macro"} <= set(epoch["val"])
+    has_linear = loss == "ce" or loss.endswith("+ce")
+    heads = (["linear"] if has_linear else []) + ["logistic", "propagation"]
     assert set(metrics["test"]) == {
         "knn_accuracy",
         "knn_macro_f1",
@@ -51,11 +53,17 @@ def test_every_loss_trains_end_to_end_and_writes_model_and_metrics(loss, tiny_mo
         "probe_macro_f1",
         "silhouette_macro",
         "silhouette_micro",
+        *(f"head_{head}_{score}" for head in heads for score in ("accuracy", "macro_f1")),
     }
+    assert metrics["classifier"] == {"heads": heads, "default_head": heads[0], "labels": ["0", "1", "2"]}
     assert metrics["data"]["sizes"] == {"train": 54, "val": 6, "test": 12}
+    assert metrics["data"]["label_names"] == ["0", "1", "2"]
+    assert {row["name"] for row in metrics["test_per_class"]["classes"]} == {"0", "1", "2"}
+    assert ("head_learning_rate" in metrics) == has_linear
     if loss.endswith("+ce"):
         assert set(epoch["loss_parts"]) == {"graph" if loss.startswith("gloss") else "supcon", "ce"}
     assert (output / "model.safetensors").exists() and (output / "README.md").exists()
+    assert (output / "st_gloss_head.json").exists()
 
 
 def test_a_non_empty_output_folder_is_refused_without_overwrite(tiny_model_path, tiny_data, tmp_path):

@@ -182,3 +182,28 @@ def test_tutorial_7_multi_gpu_under_torchrun_on_cpu(tutorial_env):
     assert graph in done.stdout
     assert re.search(r"after: \{'knn_accuracy': 0\.\d+", done.stdout)
     assert (tutorial_env / "tutorial-output" / "multi-gpu" / "final" / "modules.json").exists()
+
+
+@pytest.mark.slow
+def test_tutorial_8_classify(tutorial_env, tiny_model_path, capsys):
+    out = run_tutorial("08_classify.py", capsys)
+    metrics = json.loads((tutorial_env / "tutorial-output" / "classifier" / "metrics.json").read_text())
+    assert "heads ['linear', 'logistic', 'propagation'], default linear" in out
+    for head in ("linear", "logistic", "propagation"):
+        got = printed(rf"test accuracy of the {head} head: (\d\.\d+)", out)
+        assert got == pytest.approx(metrics["test"][f"head_{head}_accuracy"], abs=5e-4)
+    predicted = re.findall(r"^(negative|positive) +(\d\.\d\d)  ", out, flags=re.M)
+    assert len(predicted) == 2 and all(0.5 <= float(p) <= 1.0 for _, p in predicted)
+    # the untrained model + logistic head, recomputed with scikit-learn on the model's own embeddings
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    texts, labels = read_split("mr", "train")
+    test_texts, test_labels = read_split("mr", "test")
+    train_x = model.encode(texts, normalize_embeddings=True)
+    test_x = model.encode(test_texts, normalize_embeddings=True)
+    reference = LogisticRegression(max_iter=1000, random_state=0).fit(train_x, labels)
+    expected = float(np.mean(reference.predict(test_x) == np.array(test_labels)))
+    assert printed(r"untrained model \+ logistic head: test accuracy (\d\.\d+)", out) == pytest.approx(
+        expected, abs=5e-4)

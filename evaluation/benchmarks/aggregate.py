@@ -187,21 +187,23 @@ def head_to_head(
         >>> r = [{"job": {"dataset": "mr", "loss": l, "seed": s}, "test": {"knn_accuracy": v}}
         ...      for l, s, v in [("gloss", 0, .8), ("gloss", 1, .9), ("ce", 0, .7), ("ce", 1, .8)]]
         >>> print(head_to_head(r, METRICS[0], ["gloss"]))
-        | dataset | G-Loss row | value | best baseline | value | difference | seed spread | test SE | verdict |
-        |---|---|---:|---|---:|---:|---:|---:|---|
-        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | – | win |
+        | dataset | G-Loss row | verdict | difference | seed spread | test SE | value | best baseline | value |
+        |---|---|---|---:|---:|---:|---:|---|---:|
+        | mr | gloss | win | +0.1000 | 0.0707 | – | 0.8500 | ce | 0.7500 |
         >>> for x in r: x["data"] = {"sizes": {"test": 100}}
         >>> print(head_to_head(r, METRICS[0], ["gloss"]).splitlines()[-1])
-        | mr | gloss | 0.8500 | ce | 0.7500 | +0.1000 | 0.0707 | 0.0397 | win |
+        | mr | gloss | win | +0.1000 | 0.0707 | 0.0397 | 0.8500 | ce | 0.7500 |
     """
     cells = cell_values(results, metric)
     sizes = _test_sizes(results) if metric.proportion else {}
     sign = 1.0 if metric.higher_is_better else -1.0
     columns = _order({column for _, column in cells}, BENCHMARK_DATASETS)
+    # The deciding columns (verdict, difference and the noise it is judged against) come first,
+    # so that they stay on screen when the table scrolls in a narrow column.
     lines = [
-        f"| dataset | G-Loss row | value | {baseline or 'best baseline'} | value "
-        "| difference | seed spread | test SE | verdict |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|",
+        "| dataset | G-Loss row | verdict | difference | seed spread | test SE | value "
+        f"| {baseline or 'best baseline'} | value |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for column in columns:
         baselines = [
@@ -230,10 +232,61 @@ def head_to_head(
                 verdict = outcome if abs(difference) > max(noise) else "within noise"
             shown = [f"{x:.{metric.digits}f}" if x is not None else "–" for x in (spread, error)]
             lines.append(
-                f"| {column} | {contender} | {statistics.fmean(ours):.{metric.digits}f} | {best} | "
-                f"{statistics.fmean(theirs):.{metric.digits}f} | {difference:+.{metric.digits}f} | "
-                f"{shown[0]} | {shown[1]} | {verdict} |"
+                f"| {column} | {contender} | {verdict} | {difference:+.{metric.digits}f} | {shown[0]} | {shown[1]} | "
+                f"{statistics.fmean(ours):.{metric.digits}f} | {best} | {statistics.fmean(theirs):.{metric.digits}f} |"
             )
+    return "\n".join(lines)
+
+
+HEAD_COLUMNS = (
+    ("kNN", "test.knn_accuracy"),
+    ("logistic head", "test.head_logistic_accuracy"),
+    ("linear head", "test.head_linear_accuracy"),
+    ("propagation head", "test.head_propagation_accuracy"),
+)
+"""The columns of :func:`heads_table`: the kNN vote and the heads a training job keeps."""
+
+HEAD_METRICS = (
+    Metric("test.head_linear_accuracy", "Test accuracy of the jointly trained linear head", proportion=True),
+    Metric("test.head_logistic_accuracy", "Test accuracy of the logistic head", proportion=True),
+    Metric("test.head_propagation_accuracy", "Test accuracy of the propagation head", proportion=True),
+)
+
+
+def heads_table(results: list[dict[str, Any]], digits: int = 4) -> str:
+    """Test accuracy of every classifier a job has, side by side: one row per (dataset, loss).
+
+    Only the rows whose result files hold head figures are listed (files written before the
+    heads existed have none); a head a loss does not have (the linear head of ``gloss``) is ``–``.
+    The best cell of each row is in bold.
+
+    Examples:
+        >>> r = [{"job": {"dataset": "mr", "loss": "ce", "seed": 0},
+        ...       "test": {"knn_accuracy": .7, "head_logistic_accuracy": .75, "head_linear_accuracy": .72}}]
+        >>> print(heads_table(r, digits=2))
+        | dataset | loss | kNN | logistic head | linear head | propagation head |
+        |---|---|---:|---:|---:|---:|
+        | mr | ce | 0.70 | **0.75** | 0.72 | – |
+    """
+    columns = {title: cell_values(results, Metric(key, title)) for title, key in HEAD_COLUMNS}
+    have_heads = {cell for title, cells in columns.items() if title != "kNN" for cell in cells}
+    datasets = _order({dataset for _, dataset in have_heads}, BENCHMARK_DATASETS)
+    lines = ["| dataset | loss | " + " | ".join(title for title, _ in HEAD_COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(HEAD_COLUMNS)]
+    for dataset in datasets:
+        for row in _order({r for r, d in have_heads if d == dataset}, ALL_LOSSES):
+            values = {title: columns[title].get((row, dataset)) for title, _ in HEAD_COLUMNS}
+            means = [statistics.fmean(v) for v in values.values() if v]
+            best = max(means) if means else None
+            shown = []
+            for title, _ in HEAD_COLUMNS:
+                v = values[title]
+                if not v:
+                    shown.append("–")
+                    continue
+                text = _format(v, digits)
+                shown.append(f"**{text}**" if round(statistics.fmean(v), 12) == round(best, 12) else text)
+            lines.append(f"| {dataset} | {row} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
@@ -350,6 +403,19 @@ def render(
         parts += ["Data notes: " + "; ".join(notes) + ".", ""]
     for metric in metrics:
         parts += [f"## {metric.title}", "", metric_table(results, metric), ""]
+    if any(HEAD_METRICS[1].value(r) is not None for r in results):
+        parts += [
+            "## Classifier heads",
+            "",
+            "Test accuracy of each classifier a job keeps (mean ± sd over seeds; the best of each row in bold): "
+            "the kNN vote; a logistic head fit on the frozen training embeddings (the paper's standalone "
+            "protocol); the linear head trained jointly with the encoder by the `+ce` losses (the paper's "
+            "integrated mode, Table 2); the propagation head (the training texts as the labelled reference set). "
+            "Rows without head figures (result files from before the heads) are left out.",
+            "",
+            heads_table(results),
+            "",
+        ]
     head = [m for m in metrics if m.key in ("test.knn_accuracy", "test.silhouette_macro")]
     if head:
         parts += [
@@ -363,6 +429,17 @@ def render(
         ]
         for metric in head:
             parts += [f"### {metric.title}", "", head_to_head(results, metric), ""]
+        linear = HEAD_METRICS[0]
+        if any(r["job"]["loss"] == "gloss+ce" and linear.value(r) is not None for r in results):
+            parts += [
+                "### Linear-head accuracy (integrated mode)",
+                "",
+                "`gloss+ce` against the best other loss with a jointly trained linear head (`ce`, `supcon+ce`): "
+                "the comparison of the paper's Table 2.",
+                "",
+                head_to_head(results, linear, ["gloss+ce"]),
+                "",
+            ]
         knn = next((m for m in head if m.key == "test.knn_accuracy"), None)
         if knn is not None:
             parts += [

@@ -164,7 +164,7 @@ def memory_training(dataset: str, seeds: list[int], data_root: str, echo=print) 
     for job in plan(profile, [dataset], ["gloss", "gloss+memory"], seeds):
         echo(f"  job {job.key}")
         results.append(run_job(job, profile, MEMORY_RESULTS / profile.name, WORK / "memory_queue" / profile.name,
-                               data_root=data_root, echo=lambda line: None))
+                               data_root=data_root, require_heads=False, echo=lambda line: None))
     return results
 
 

@@ -81,12 +81,34 @@ def plan(
     ]
 
 
-def is_finished(path: Path) -> bool:
-    """Whether ``path`` is a JSON file whose ``status`` is ``finished``."""
+HEAD_FIGURE = "head_logistic_accuracy"
+"""A test key every current result has: files written before the classifier heads lack it."""
+
+
+def job_state(path: Path) -> str:
+    """``"done"``, ``"stale"`` (finished, but written before the head figures) or ``"pending"``.
+
+    Works for a job's result file and for a run's ``metrics.json``: a run finished before
+    ``st-gloss train`` kept its classifier has neither the head figures nor a ``classifier`` entry.
+    A stale file is run again, so reused results never hide missing head figures.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("status") == "finished"
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return "pending"
+    if not isinstance(payload, dict) or payload.get("status") != "finished":
+        return "pending"
+    if HEAD_FIGURE in (payload.get("test") or {}) or "classifier" in payload:
+        return "done"
+    return "stale"
+
+
+_REUSED = {True: ("done",), False: ("done", "stale")}
+
+
+def is_finished(path: Path) -> bool:
+    """Whether ``path`` is a finished, current result (:func:`job_state` ``"done"``)."""
+    return job_state(path) == "done"
 
 
 def _config(
@@ -150,9 +172,13 @@ def run_job(
     model: str | None = None,
     keep_models: bool = False,
     show_progress_bar: bool = False,
+    require_heads: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run (or resume) one job and write its result file; return the result.
+
+    With ``require_heads`` (the default) a result file written before the head figures existed
+    is run again; without, it is reused (the sensitivity sweep reads kNN and silhouette only).
 
     Raises:
         st_gloss.training.TrainingInterrupted: after Ctrl-C (rerun to resume).
@@ -160,7 +186,7 @@ def run_job(
     from st_gloss.training import METRICS_FILE, evaluate_untrained, measure_test, prepare_data, train
 
     target = results / f"{job.key}.json"
-    if is_finished(target):
+    if job_state(target) in _REUSED[require_heads]:
         return json.loads(target.read_text(encoding="utf-8"))
     started = time.perf_counter()
     job_work = work / job.key
@@ -171,7 +197,9 @@ def run_job(
         folder = job_work / f"lr{rate:g}"
         if not is_finished(folder / METRICS_FILE):
             if folder.exists():
-                echo(f"  {job.key}: lr {rate:g} was interrupted; running it again from the start")
+                why = ("predates the classifier heads" if job_state(folder / METRICS_FILE) == "stale"
+                       else "was interrupted")
+                echo(f"  {job.key}: lr {rate:g} {why}; running it again from the start")
                 shutil.rmtree(folder)
             config = _config(profile, job, folder, rate, data_root, single, model, show_progress_bar)
             (evaluate_untrained if job.loss == ZERO_SHOT else train)(config, echo=lambda line: echo("  " + line))
@@ -189,12 +217,17 @@ def run_job(
 
         from sentence_transformers import SentenceTransformer
 
+        from st_gloss.classifier.serialization import has_heads, load_heads
         from st_gloss.training import TrainConfig
 
         config = TrainConfig(**chosen["config"])
         data = prepare_data(config, echo=lambda line: None)
         best = SentenceTransformer(str(folder))
-        chosen["test"] = measure_test(best, data, config)
+        linear = None
+        if has_heads(folder):  # the trained linear head of a +ce loss, as train() kept it
+            _, heads, _ = load_heads(folder)
+            linear = heads["linear"].tensors() if "linear" in heads else None
+        chosen["test"], chosen["test_per_class"], _ = measure_test(best, data, config, linear=linear)
         chosen["config"] = dataclasses.asdict(dataclasses.replace(config, evaluate_test=True))
     result = {
         "status": "finished",
@@ -215,6 +248,8 @@ def run_job(
         "data": chosen["data"],
         "curve": chosen["curve"],
         "test": chosen["test"],
+        "test_per_class": chosen.get("test_per_class"),
+        "head_learning_rate": chosen.get("head_learning_rate"),
         "job_seconds": time.perf_counter() - started,
         "config": chosen["config"],
         "environment": environment_info(),
@@ -235,21 +270,30 @@ def run(
     work: Path,
     *,
     max_jobs: int | None = None,
+    require_heads: bool = True,
     echo: Callable[[str], None] = print,
     **kwargs,
 ) -> list[dict[str, Any]]:
-    """Run the unfinished jobs in order (at most ``max_jobs``); return their results."""
-    pending = [job for job in jobs if not is_finished(results / f"{job.key}.json")]
-    echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run")
+    """Run the unfinished jobs in order (at most ``max_jobs``); return their results.
+
+    ``require_heads``: see :func:`run_job`.
+    """
+    states = {job.key: job_state(results / f"{job.key}.json") for job in jobs}
+    pending = [job for job in jobs if states[job.key] not in _REUSED[require_heads]]
+    stale = sum(state == "stale" for state in states.values()) if require_heads else 0
+    echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run"
+         + (f" ({stale} of them finished before the head figures existed: run again)" if stale else ""))
     done = []
     for number, job in enumerate(pending[:max_jobs] if max_jobs is not None else pending, start=1):
         echo(f"[{number}/{len(pending)}] {job.key}")
-        result = run_job(job, profile, results, work, echo=echo, **kwargs)
+        result = run_job(job, profile, results, work, require_heads=require_heads, echo=echo, **kwargs)
         test = result["test"]
         echo(
             f"  done in {result['job_seconds']:.0f}s: best epoch {result['best_epoch']}, test kNN accuracy "
             f"{test['knn_accuracy']:.4f}, macro-F1 {test['knn_macro_f1']:.4f}, "
-            f"silhouette {test['silhouette_macro']:.4f}"
+            f"silhouette {test['silhouette_macro']:.4f}; heads: "
+            + ", ".join(f"{key[5:-9]} {value:.4f}" for key, value in test.items()
+                        if key.startswith("head_") and key.endswith("_accuracy"))
         )
         done.append(result)
     return done
@@ -296,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or WORK / profile.name
     if args.list:
         for job in jobs:
-            print(("done    " if is_finished(results / f"{job.key}.json") else "pending ") + job.key)
+            print(f"{job_state(results / f'{job.key}.json'):<8}{job.key}")
         return 0
     try:
         run(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.benchmarks.profiles import PROFILES
-from evaluation.benchmarks.runner import WORK, Job, is_finished, run
+from evaluation.benchmarks.runner import WORK, Job, job_state, run
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "sensitivity"
 
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             WORK / f"sensitivity-{profile.name}",
             max_jobs=args.max_jobs,
             data_root=args.data_root,
+            require_heads=False,
         )
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     finished = [
         json.loads((results_folder / f"{j.key}.json").read_text())
         for j in jobs
-        if is_finished(results_folder / f"{j.key}.json")
+        if job_state(results_folder / f"{j.key}.json") != "pending"  # the sweep reads kNN and silhouette only
     ]
     if finished:
         print(f"wrote {plot(finished, results_folder / f'sensitivity_{args.dataset}.png')}")

@@ -1,9 +1,9 @@
 """A classifier users keep: a SentenceTransformer body, a head, and the label names.
 
-:class:`TextClassifier` fits a head on frozen embeddings (or takes the linear head a ``+ce`` loss
+`TextClassifier` fits a head on frozen embeddings (or takes the linear head a ``+ce`` loss
 trained), predicts label names and probabilities, and saves itself into the model folder without
-pickle. Heads (:mod:`st_gloss.classifier.heads`): ``logistic`` (the default), ``linear``,
-``propagation`` (:mod:`st_gloss.classifier.propagation`) and ``knn``.
+pickle. Heads (`st_gloss.classifier.heads`): ``logistic`` (the default), ``linear``,
+``propagation`` (`st_gloss.classifier.propagation`) and ``knn``.
 
 >>> from st_gloss.classifier import TextClassifier
 """

@@ -1,8 +1,8 @@
 r"""Classification heads on frozen sentence embeddings, saved as plain arrays (never pickle).
 
 Every head maps ``(n, d)`` embeddings to ``(n, C)`` class probabilities and stores itself as
-JSON-safe options plus a few named numpy arrays (:meth:`Head.options`, :meth:`Head.tensors`),
-which :mod:`st_gloss.classifier.serialization` writes to ``st_gloss_head.json`` and
+JSON-safe options plus a few named numpy arrays (`Head.options`, `Head.tensors`),
+which `st_gloss.classifier.serialization` writes to ``st_gloss_head.json`` and
 ``st_gloss_head.safetensors``.
 
 | kind | what it is | inputs |
@@ -10,10 +10,11 @@ which :mod:`st_gloss.classifier.serialization` writes to ``st_gloss_head.json`` 
 | ``logistic`` | scikit-learn ``LogisticRegression`` (lbfgs, L2, ``C=1``): the paper's \
 standalone protocol and SetFit's default head | L2-normalised |
 | ``linear`` | ``nn.Linear`` + softmax: the head a ``+ce`` loss trains \
-(:meth:`LinearHead.from_linear`), or one fit here with cross-entropy | as the model outputs them |
+(`LinearHead.from_linear`), or one fit here with cross-entropy | as the model outputs them |
 | ``propagation`` | harmonic label propagation from stored reference embeddings \
-(:func:`~st_gloss.classifier.propagation.reference_propagation`) | L2-normalised |
-| ``knn`` | FAISS $k$-nearest-neighbour vote (as :func:`st_gloss.evaluation.knn.knn_classify`) | L2-normalised |
+(`reference_propagation`) | L2-normalised |
+| ``knn`` | FAISS $k$-nearest-neighbour vote (as \
+[`knn_classify`][st_gloss.evaluation.knn.knn_classify]) | L2-normalised |
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def check_embeddings(embeddings, what: str = "embeddings") -> np.ndarray:
-    """A ``(n, d)`` float array with no NaN or infinite value, else :class:`InputError`.
+    """A ``(n, d)`` float array with no NaN or infinite value, else `InputError`.
 
     Examples:
         >>> check_embeddings(np.array([[np.nan, 1.0]]))  # doctest: +ELLIPSIS
@@ -74,8 +75,8 @@ def check_fit_inputs(embeddings, labels, num_classes: int) -> tuple[np.ndarray, 
 class Head:
     """Base class: ``fit`` on ``(embeddings, class ids)``, ``predict_proba``, and a pickle-free state.
 
-    Subclasses set :attr:`kind`, implement :meth:`fit`, :meth:`predict_proba`, :meth:`options`,
-    :meth:`tensors` and :meth:`_load`; :attr:`num_classes` is ``None`` until fitted.
+    Subclasses set `kind`, implement `fit`, `predict_proba`, `options`,
+    `tensors` and `_load`; `num_classes` is ``None`` until fitted.
     """
 
     kind: ClassVar[str] = ""
@@ -108,7 +109,7 @@ class Head:
 
     @classmethod
     def from_saved(cls, options: dict, tensors: dict[str, np.ndarray], num_classes: int) -> Head:
-        """Rebuild a fitted head from :meth:`options` and :meth:`tensors`."""
+        """Rebuild a fitted head from `options` and `tensors`."""
         head = cls(**options)
         head._load(tensors)
         head.num_classes = int(num_classes)
@@ -196,14 +197,14 @@ class LogisticHead(Head):
 class LinearHead(Head):
     """``nn.Linear(d, C)`` + softmax on the embeddings as the model outputs them (not re-normalised).
 
-    :meth:`from_linear` takes the head a ``+ce`` loss trained (``loss.classifier``), which saw the
-    model's ``sentence_embedding`` output; :meth:`fit` trains a fresh one on frozen embeddings:
+    `from_linear` takes the head a ``+ce`` loss trained (``loss.classifier``), which saw the
+    model's ``sentence_embedding`` output; `fit` trains a fresh one on frozen embeddings:
     full-batch cross-entropy with Adam for ``steps`` steps, initialised from ``seed``.
 
     Args:
-        steps: optimisation steps of :meth:`fit`.
+        steps: optimisation steps of `fit`.
         learning_rate: Adam's learning rate.
-        weight_decay: L2 penalty of :meth:`fit`.
+        weight_decay: L2 penalty of `fit`.
         seed: seed of the initial weights.
 
     Examples:
@@ -299,7 +300,8 @@ Measured in ``evaluation/results/classifier_heads.md``: with 64 and 128 referenc
 average scored as well as or better than the 16 nearest; with 487 (R8, 64 per class, skewed) the
 16 nearest gained 4.9 points of macro-F1."""
 DEFAULT_PROPAGATION_NEIGHBORS = 16
-"""Neighbours of the sparse propagation graph (the loss's :data:`st_gloss.functional.DEFAULT_KNN_NEIGHBORS`)."""
+"""Neighbours of the sparse propagation graph (the loss's
+[`st_gloss.functional.DEFAULT_KNN_NEIGHBORS`][st_gloss.functional.DEFAULT_KNN_NEIGHBORS])."""
 
 
 class PropagationHead(_ReferenceHead):
@@ -307,8 +309,8 @@ class PropagationHead(_ReferenceHead):
 
     Fit stores the L2-normalised reference embeddings with their labels and sets $\sigma$ by the
     paper's ``sqrt_median`` rule on the reference set
-    (:func:`~st_gloss.classifier.propagation.reference_sigma`). Each new text is then propagated
-    against the reference set alone (:func:`~st_gloss.classifier.propagation.reference_propagation`):
+    (`reference_sigma`). Each new text is then propagated
+    against the reference set alone (`reference_propagation`):
     its harmonic solution on the graph of reference + itself, the kernel-weighted average of the
     reference labels, over the ``num_neighbors`` nearest reference texts (FAISS). A prediction
     depends on the text alone, never on the other texts of the call.
@@ -331,10 +333,10 @@ class PropagationHead(_ReferenceHead):
     (``evaluation/results/classifier_heads_timing.md``).
 
     Args:
-        sigma: a sigma rule of :mod:`st_gloss.sigma` (``"sqrt_median"``, ``"dicm"``) or a number.
+        sigma: a sigma rule of [`st_gloss.sigma`][st_gloss.sigma] (``"sqrt_median"``, ``"dicm"``) or a number.
         num_neighbors: ``k`` of the sparse graph (an int), ``"dense"`` for the average over the
-            whole reference set, or ``"auto"``: dense up to :data:`DENSE_REFERENCE_MAX` reference
-            texts, :data:`DEFAULT_PROPAGATION_NEIGHBORS` nearest above.
+            whole reference set, or ``"auto"``: dense up to `DENSE_REFERENCE_MAX` reference
+            texts, `DEFAULT_PROPAGATION_NEIGHBORS` nearest above.
         seed: seed of the row sample the sigma rule sees on large reference sets.
 
     Examples:
@@ -386,7 +388,8 @@ class KNNHead(_ReferenceHead):
     """A FAISS $k$-nearest-neighbour vote over stored reference embeddings.
 
     ``predict_proba`` is each class's share of the ``k`` votes (or of the similarity mass, with
-    ``weighting="similarity"``); ``predict`` breaks ties as :func:`st_gloss.evaluation.knn.vote`
+    ``weighting="similarity"``); ``predict`` breaks ties as
+    [`st_gloss.evaluation.knn.vote`][st_gloss.evaluation.knn.vote]
     does (the class whose nearest member comes first).
 
     Args:

@@ -5,12 +5,13 @@ node's mass on its class. At prediction time the same rule classifies new texts 
 stored, labelled *reference set* $R$ (training embeddings with their labels). Three ways to do it
 are implemented here and compared in ``evaluation/benchmarks/classifier_heads.py``:
 
-- **transductive** (:func:`transductive_propagation`): one graph over $R$ and all the new texts
-  $U$, solved with :func:`st_gloss.functional.propagate_labels`. With few labelled and many new
+- **transductive** (`transductive_propagation`): one graph over $R$ and all the new texts
+  $U$, solved with [`st_gloss.functional.propagate_labels`][st_gloss.functional.propagate_labels]. With few labelled and
+  many new
   texts the walk from a new text mostly wanders among other new texts, and the solution drifts
   to the classes that are central in $U$; optionally corrected by
-  :func:`class_mass_normalization` (Zhu, Ghahramani & Lafferty, 2003).
-- **reference** (:func:`reference_propagation`): each new text is propagated against $R$ alone.
+  `class_mass_normalization` (Zhu, Ghahramani & Lafferty, 2003).
+- **reference** (`reference_propagation`): each new text is propagated against $R$ alone.
   For a graph with one hidden node $u$, $P_{uu} = 0$ and the harmonic solution
   $(I - P_{uu})^{-1} P_{ul} Y_l$ is $P_{ul} Y_l$: the kernel-weighted average of the reference
   labels,
@@ -21,11 +22,12 @@ are implemented here and compared in ``evaluation/benchmarks/classifier_heads.py
   A prediction depends on the text alone, not on what else is in the batch.
 - **reference, sparse** (``num_neighbors=k``): the same average over the $k$ nearest reference
   embeddings only (found with FAISS), the $k$-nearest-neighbour graph of
-  :func:`st_gloss.functional.knn_graph` restricted to edges into $R$. Needed when $R$ is large:
+  [`st_gloss.functional.knn_graph`][st_gloss.functional.knn_graph] restricted to edges into $R$. Needed when $R$ is
+  large:
   the dense average costs $O(|U|\,|R|\,d)$.
 
 All embeddings are L2-normalised first, as in the loss. $\sigma$ comes from
-:func:`reference_sigma` (the paper's ``sqrt_median`` rule on the reference set).
+`reference_sigma` (the paper's ``sqrt_median`` rule on the reference set).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from st_gloss.errors import InputError
 
 _DENSE_BLOCK = 2**24
 SIGMA_SAMPLE_SIZE = 2048
-""":func:`reference_sigma` applies the sigma rule to at most this many (seeded) reference rows."""
+"""`reference_sigma` applies the sigma rule to at most this many (seeded) reference rows."""
 
 
 def _tensor(embeddings) -> torch.Tensor:
@@ -49,7 +51,7 @@ def _tensor(embeddings) -> torch.Tensor:
 
 def reference_sigma(reference, rule: str | float = "sqrt_median", labels=None, *, seed: int = 0,
                     sample_size: int = SIGMA_SAMPLE_SIZE) -> float:
-    r"""$\sigma$ of the reference graph: a sigma rule of :mod:`st_gloss.sigma` on the reference set.
+    r"""$\sigma$ of the reference graph: a sigma rule of [`st_gloss.sigma`][st_gloss.sigma] on the reference set.
 
     The rule sees at most ``sample_size`` reference rows, drawn with ``seed`` (the median of the
     pairwise distances of 2,048 rows is within a percent of that of all rows, and the full
@@ -132,11 +134,12 @@ def transductive_propagation(reference, reference_labels, queries, sigma: float,
                              num_neighbors: int | None = None) -> np.ndarray:
     r"""The plain harmonic solution of ONE graph over the reference set and all the queries.
 
-    :func:`st_gloss.functional.propagate_labels` with the reference rows labelled and the queries
+    [`st_gloss.functional.propagate_labels`][st_gloss.functional.propagate_labels] with the reference rows labelled and
+    the queries
     hidden: $F_u = (I - P_{uu})^{-1} P_{ul} Y_l$ on the dense graph, or on the directed
-    ``num_neighbors``-nearest-neighbour graph (:func:`st_gloss.functional.knn_graph`, solved
+    ``num_neighbors``-nearest-neighbour graph ([`st_gloss.functional.knn_graph`][st_gloss.functional.knn_graph], solved
     iteratively). A query's result depends on the other queries. There for the comparison in
-    the benchmark; the classifier head uses :func:`reference_propagation`.
+    the benchmark; the classifier head uses `reference_propagation`.
 
     Examples:
         >>> ref = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -180,7 +183,7 @@ def class_mass_normalization(distributions: np.ndarray, prior) -> np.ndarray:
 
 
 def check_reference(reference: np.ndarray, labels: np.ndarray) -> None:
-    """Refuse an empty or single-class reference set with an :class:`InputError`."""
+    """Refuse an empty or single-class reference set with an `InputError`."""
     if len(reference) == 0:
         raise InputError("the propagation head needs labelled reference texts; fit it on some")
     if len(np.unique(labels)) < 2:

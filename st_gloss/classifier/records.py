@@ -1,6 +1,6 @@
 """Read rows to classify from CSV/JSONL (labels optional) and write them back with predictions.
 
-The strict reader of :mod:`st_gloss.evaluation.data` requires a label column; prediction
+The strict reader of [`st_gloss.evaluation.data`][st_gloss.evaluation.data] requires a label column; prediction
 input usually has none, and its output must keep every input column. This module reads all
 columns, with the same checks and messages (missing file, empty file, invalid JSON, a missing
 text column, rows with no text), and writes CSV or JSONL through a temporary file in the
@@ -87,7 +87,7 @@ def label_key(value) -> str:
 
 
 def check_suffix(path: Path, what: str) -> str:
-    """``"csv"`` or ``"jsonl"`` by the file's suffix; :class:`InputError` otherwise."""
+    """``"csv"`` or ``"jsonl"`` by the file's suffix; `InputError` otherwise."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError(f"{what} {path} must end in .csv or .jsonl (got {suffix or 'no suffix'!r})")
@@ -199,7 +199,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, what: str = "
 
 
 class RecordWriter:
-    """Write rows to CSV or JSONL (by the suffix) through a temporary file; :meth:`close` puts it in place.
+    """Write rows to CSV or JSONL (by the suffix) through a temporary file; `close` puts it in place.
 
     Examples:
         >>> import tempfile
@@ -222,7 +222,7 @@ class RecordWriter:
             self._csv.writeheader()
 
     def write(self, rows: list[dict]) -> None:
-        """Append rows (dicts; columns not in :attr:`columns` are dropped in CSV)."""
+        """Append rows (dicts; columns not in `columns` are dropped in CSV)."""
         if self._csv is not None:
             self._csv.writerows(rows)
         else:
@@ -230,12 +230,12 @@ class RecordWriter:
                 self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        """Finish the file and move it to :attr:`path` (replacing what was there)."""
+        """Finish the file and move it to `path` (replacing what was there)."""
         self._file.close()
         os.replace(self._temporary, self.path)
 
     def abort(self) -> None:
-        """Remove the temporary file; :attr:`path` is left as it was."""
+        """Remove the temporary file; `path` is left as it was."""
         self._file.close()
         Path(self._temporary).unlink(missing_ok=True)
 

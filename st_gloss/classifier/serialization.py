@@ -1,17 +1,17 @@
 """Write and read classifier heads beside a SentenceTransformer's files, without pickle.
 
-A model folder written by :meth:`st_gloss.classifier.TextClassifier.save_pretrained` holds:
+A model folder written by `st_gloss.classifier.TextClassifier.save_pretrained` holds:
 
 - the SentenceTransformer's own files (``model.save``), so it still loads as a plain
   ``SentenceTransformer(folder)``;
-- ``st_gloss_head.json`` (:data:`CONFIG_NAME`): the format, the label names in column order,
+- ``st_gloss_head.json`` (`CONFIG_NAME`): the format, the label names in column order,
   the heads (kind, options, number of classes, the names of their arrays), the default head,
   and the versions of st-gloss, torch, sentence-transformers and scikit-learn that wrote it;
-- ``st_gloss_head.safetensors`` (:data:`WEIGHTS_NAME`): every head's arrays, named
+- ``st_gloss_head.safetensors`` (`WEIGHTS_NAME`): every head's arrays, named
   ``<head>.<array>`` (``logistic.coef``, ``propagation.reference_embeddings``...);
 - ``config_setfit.json``: the label names for ``setfit.SetFitModel.from_pretrained``, which then
   loads the body with a fresh head (SetFit stores its head only as a pickle, ``model_head.pkl``,
-  which is never written here; :func:`st_gloss.integrations.setfit.to_setfit_model` rebuilds a
+  which is never written here; `st_gloss.integrations.setfit.to_setfit_model` rebuilds a
   fitted SetFit head in memory instead).
 """
 
@@ -103,7 +103,7 @@ def has_heads(folder: str | os.PathLike) -> bool:
 
 
 def read_config(folder: str | os.PathLike) -> dict:
-    """The parsed ``st_gloss_head.json`` of ``folder``; :class:`InputError` naming the fix when absent.
+    """The parsed ``st_gloss_head.json`` of ``folder``; `InputError` naming the fix when absent.
 
     Examples:
         >>> read_config("/tmp")  # doctest: +ELLIPSIS
@@ -130,7 +130,7 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def load_heads(folder: str | os.PathLike) -> tuple[list, dict[str, Head], str]:
-    """``(labels, heads by name, default head name)`` of a folder written by :func:`save_heads`."""
+    """``(labels, heads by name, default head name)`` of a folder written by `save_heads`."""
     from safetensors.numpy import load_file
 
     folder = Path(folder)

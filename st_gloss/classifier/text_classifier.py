@@ -26,22 +26,22 @@ def _label_names(labels: Sequence) -> list:
 class TextClassifier:
     r"""Classify texts with a SentenceTransformer and a head fit on its frozen embeddings.
 
-    Holds a body (``model``), one or more named heads (:mod:`st_gloss.classifier.heads`) of
-    which one is the default, and :attr:`labels`, the class names in the column order of
-    :meth:`predict_proba`. Labels may be strings or integers; :meth:`predict` returns them as
-    given to :meth:`fit` (or to :meth:`from_loss`).
+    Holds a body (``model``), one or more named heads (`st_gloss.classifier.heads`) of
+    which one is the default, and `labels`, the class names in the column order of
+    `predict_proba`. Labels may be strings or integers; `predict` returns them as
+    given to `fit` (or to `from_loss`).
 
     Heads: ``"logistic"`` (scikit-learn logistic regression on L2-normalised embeddings, the
     default: the paper's standalone protocol and SetFit's head), ``"linear"`` (``nn.Linear`` +
-    softmax; from a trained ``+ce`` loss with :meth:`from_loss`, or fit here), ``"propagation"``
+    softmax; from a trained ``+ce`` loss with `from_loss`, or fit here), ``"propagation"``
     (harmonic label propagation from the stored labelled texts,
-    :class:`~st_gloss.classifier.heads.PropagationHead`, whose docstring says when it is worth
+    `PropagationHead`, whose docstring says when it is worth
     using) and ``"knn"`` (FAISS vote).
 
     Args:
         model: a ``SentenceTransformer`` (any device; heads run on the CPU on its outputs).
-        head: a head kind, a :class:`~st_gloss.classifier.heads.Head` instance, or ``None`` for none yet.
-        labels: the class names, when known before :meth:`fit` (otherwise fit sets them).
+        head: a head kind, a `Head` instance, or ``None`` for none yet.
+        labels: the class names, when known before `fit` (otherwise fit sets them).
         batch_size: texts per forward pass of ``model.encode``.
         show_progress_bar: show ``model.encode``'s progress bar.
         head_name: the name the head is stored under (default: its kind).
@@ -80,10 +80,10 @@ class TextClassifier:
 
     # ----------------------------------------------------------------------------- heads
     def add_head(self, head: str | Head, name: str | None = None, *, default: bool = True, **options) -> Head:
-        """Add a head (a kind name or a :class:`Head`) under ``name`` (default: its kind); returns it.
+        """Add a head (a kind name or a `Head`) under ``name`` (default: its kind); returns it.
 
         A head of the same name is replaced. With ``default`` (the default) it becomes the head
-        that :meth:`predict` uses.
+        that `predict` uses.
         """
         if isinstance(head, str):
             head = make_head(head, **options)
@@ -180,9 +180,9 @@ class TextClassifier:
         return self.fit_embeddings(self.encode(texts), ids, head=head, ids=True)
 
     def fit_embeddings(self, embeddings, labels, *, head: str | None = None, ids: bool = False) -> TextClassifier:
-        """:meth:`fit` on precomputed embeddings (``model.encode`` outputs, not re-normalised).
+        """`fit` on precomputed embeddings (``model.encode`` outputs, not re-normalised).
 
-        ``labels`` are names, or class ids into :attr:`labels` with ``ids=True``.
+        ``labels`` are names, or class ids into `labels` with ``ids=True``.
         """
         target = self._head(head)
         embeddings = check_embeddings(embeddings)
@@ -199,7 +199,7 @@ class TextClassifier:
         return target
 
     def predict_proba(self, texts: Sequence[str], *, head: str | None = None) -> np.ndarray:
-        """``(n, C)`` class probabilities (rows sum to 1), columns in the order of :attr:`labels`."""
+        """``(n, C)`` class probabilities (rows sum to 1), columns in the order of `labels`."""
         target = self._ready(head)
         return target.predict_proba(self.encode(texts))
 
@@ -244,28 +244,45 @@ class TextClassifier:
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """Save the body (``model.save``) and every fitted head into ``folder``, without pickle.
 
-        See :mod:`st_gloss.classifier.serialization` for the files. The folder still loads as a
+        See `st_gloss.classifier.serialization` for the files. The folder still loads as a
         plain ``SentenceTransformer`` and as ``setfit.SetFitModel`` (body only).
         """
-        from st_gloss.classifier.serialization import save_heads, write_setfit_config
-
-        fitted = {name: head for name, head in self.heads.items() if head.is_fitted}
-        if not fitted:
-            raise InputError("no head is fitted, so there is nothing to save; call fit(texts, labels) first")
-        default = self.default_head if self.default_head in fitted else next(iter(fitted))
+        self._fitted_heads()  # refuse before anything is written
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(str(folder))
+        self.save_heads(folder)
+
+    def _fitted_heads(self) -> dict[str, Head]:
+        fitted = {name: head for name, head in self.heads.items() if head.is_fitted}
+        if not fitted:
+            raise InputError("no head is fitted, so there is nothing to save; call fit(texts, labels) first")
+        return fitted
+
+    def save_heads(self, folder: str | os.PathLike) -> None:
+        """Write the fitted heads and the label names into ``folder``, which already holds the body.
+
+        `save_pretrained` without ``model.save``: ``st-gloss train`` saves the body of the
+        best epoch (with the model card the trainer wrote) and then adds the heads this way.
+        """
+        from st_gloss.classifier.serialization import save_heads, write_setfit_config
+
+        fitted = self._fitted_heads()
+        default = self.default_head if self.default_head in fitted else next(iter(fitted))
+        folder = Path(folder)
+        if not (folder / "modules.json").is_file():
+            raise InputError(f"{folder} holds no SentenceTransformer (no modules.json); use save_pretrained(folder), "
+                             "which saves the body too")
         save_heads(folder, self.labels, fitted, default)
         write_setfit_config(folder, self.labels, normalize_embeddings=fitted[default].kind != "linear")
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, head: str | None = None, *, device: str | None = None,
                         batch_size: int = 32, show_progress_bar: bool = False) -> TextClassifier:
-        """Load a classifier saved with :meth:`save_pretrained`; ``head`` picks one of the saved heads.
+        """Load a classifier saved with `save_pretrained`; ``head`` picks one of the saved heads.
 
         A folder without ``st_gloss_head.json`` (a plain SentenceTransformer) raises
-        :class:`~st_gloss.errors.InputError` naming the folder and the fix, before the model loads.
+        [`InputError`][st_gloss.errors.InputError] naming the folder and the fix, before the model loads.
         """
         from sentence_transformers import SentenceTransformer
 

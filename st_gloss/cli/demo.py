@@ -1,4 +1,4 @@
-"""``st-gloss demo``: a thin click layer over :func:`st_gloss.demo.run_demo`."""
+"""``st-gloss demo``: a thin click layer over [`st_gloss.demo.run_demo`][st_gloss.demo.run_demo]."""
 
 from __future__ import annotations
 
@@ -36,11 +36,12 @@ from st_gloss.cli.options import POSITIVE_FLOAT, progress_option, seed_option
     "save_to",
     default=None,
     type=click.Path(file_okay=False),
-    help="Save the fine-tuned model to this new folder (checked before training starts).",
+    help="Save the fine-tuned classifier (model, logistic head, label names) to this new folder, for "
+    "st-gloss predict (checked before training starts).",
 )
 @progress_option("The trainer's progress bars.")
 def demo_command(data, model_name, epochs, batch_size, learning_rate, max_seq_length, seed, save_to, progress) -> None:
-    """Fine-tune a model with G-Loss on a small labelled sample and print test metrics before and after.
+    """Fine-tune a model with G-Loss on a small sample, print test metrics before and after, classify new texts.
 
     \b
     Examples:

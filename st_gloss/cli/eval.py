@@ -1,7 +1,7 @@
 """``st-gloss eval``: kNN, silhouette, linear probe and MTEB for one or more models on one dataset.
 
 The command checks its options and output locations, loads the data, then calls
-:func:`st_gloss.evaluation.evaluate` once per model and prints/writes what it returns.
+[`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate] once per model and prints/writes what it returns.
 """
 
 from __future__ import annotations

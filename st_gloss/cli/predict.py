@@ -108,8 +108,9 @@ def predict_command(model_path, data_path, output_path, head, text_column, label
                     batch_size, device, overwrite, progress, plot_path):
     """Predict a label for every row of a CSV/JSONL file with a classifier saved in MODEL.
 
-    MODEL is a folder written by TextClassifier.save_pretrained.
-    The output holds the input rows plus `prediction` (the label name) and `probability` (of
+    MODEL is a folder written by st-gloss train, st-gloss demo --save or
+    TextClassifier.save_pretrained. The output holds the input rows plus `prediction` (the label name) and `probability`
+    (of
     that label). When the input has labels, accuracy, macro-F1, a per-class table and the
     confusion matrix are printed.
 

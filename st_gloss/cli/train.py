@@ -1,4 +1,4 @@
-"""``st-gloss train``: a thin click layer over :func:`st_gloss.training.train`."""
+"""``st-gloss train``: a thin click layer over [`st_gloss.training.train`][st_gloss.training.train]."""
 
 from __future__ import annotations
 
@@ -57,6 +57,14 @@ def _sigma(ctx, param, value):
     "--batch-size", default=32, show_default=True, type=click.IntRange(min=4), help="Texts per class-balanced batch."
 )
 @click.option("--lr", "learning_rate", default=5e-5, show_default=True, type=POSITIVE_FLOAT, help="Peak learning rate.")
+@click.option(
+    "--head-lr",
+    "head_learning_rate",
+    default=None,
+    type=POSITIVE_FLOAT,
+    help="Peak learning rate of the linear head of ce, gloss+ce and supcon+ce (the encoder keeps --lr) "
+    "[default: 1e-3].",
+)
 @click.option(
     "--warmup-ratio",
     default=0.1,
@@ -129,16 +137,21 @@ def _sigma(ctx, param, value):
 @progress_option("The trainer's progress bars.")
 @click.option("--quiet", is_flag=True, hidden=True, help="Old spelling of --no-progress.")
 def train_command(model, progress, quiet, **options) -> None:
-    """Fine-tune MODEL (default: the bundled all-MiniLM-L6-v2) with one loss; keep the best epoch.
+    """Fine-tune MODEL (default: the bundled all-MiniLM-L6-v2) with one loss; keep the best epoch as a classifier.
 
     Validates after every epoch (kNN, silhouette; --eval-metric picks the epoch), stops after
-    --patience epochs without improvement, saves the best epoch's model with its model card and a
-    metrics.json with the per-epoch curve and the test metrics of the best epoch.
+    --patience epochs without improvement, and saves the best epoch into --output as a classifier
+    that `st-gloss predict` and TextClassifier.from_pretrained load: the model with its model card,
+    the label names and its heads (the loss's trained linear head for ce, gloss+ce and supcon+ce,
+    the default there; a logistic head fit on the training texts, the default otherwise; a
+    propagation head). metrics.json holds the per-epoch curve and the test metrics of the best
+    epoch: kNN, linear probe, silhouette and every head's accuracy and macro-F1.
 
     \b
     Examples:
         st-gloss train --data sample:mr --loss gloss --output runs/mr-gloss --epochs 1
         st-gloss train ./my-model --data r8 --data-root ../shared/data --loss gloss+ce --output runs/r8
+        st-gloss predict runs/mr-gloss --data new_reviews.csv --output predictions.csv
     """
     from st_gloss.training import TrainConfig, TrainingInterrupted, train
 

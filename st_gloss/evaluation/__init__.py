@@ -1,6 +1,6 @@
 """Embedding-quality evaluation for any SentenceTransformer model.
 
-:func:`evaluate` encodes each split once and computes every requested metric (FAISS kNN
+`evaluate` encodes each split once and computes every requested metric (FAISS kNN
 classification, silhouette, linear probe, MTEB classification); ``st-gloss eval``, ``st-gloss
 train``, ``st-gloss demo`` and the benchmarks all call it. The metrics also work on plain arrays
 and as sentence-transformers evaluators.

@@ -1,6 +1,6 @@
 """Load labelled text: a folder of splits, one data file, a named benchmark, or a hub dataset.
 
-Every source ends up as a :class:`LabelledData`: named splits of texts with integer label ids,
+Every source ends up as a `LabelledData`: named splits of texts with integer label ids,
 and the id-to-name mapping. Label ids are built from the train split (sorted: numerically when
 every label is an integer, alphabetically otherwise), so they agree across splits.
 """
@@ -45,7 +45,7 @@ class Split:
     Attributes:
         name: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (a single file).
         texts: the documents.
-        labels: integer label ids (``int64``), indices into :attr:`LabelledData.label_names`.
+        labels: integer label ids (``int64``), indices into `LabelledData.label_names`.
         skipped: rows dropped because their text or label was empty.
 
     Examples:
@@ -101,7 +101,7 @@ class LabelledData:
         return name in self.splits
 
     def split(self, name: str) -> Split:
-        """The split called ``name``; :class:`InputError` naming the available splits otherwise.
+        """The split called ``name``; `InputError` naming the available splits otherwise.
 
         Examples:
             >>> data.split("train")  # doctest: +SKIP
@@ -114,7 +114,7 @@ class LabelledData:
 
     @property
     def num_classes(self) -> int:
-        """Number of classes (the length of :attr:`label_names`)."""
+        """Number of classes (the length of `label_names`)."""
         return len(self.label_names)
 
     def describe(self) -> dict:
@@ -130,6 +130,7 @@ class LabelledData:
             "name": self.name,
             "source": self.source,
             "num_classes": self.num_classes,
+            "label_names": [name if isinstance(name, (int, str)) else str(name) for name in self.label_names],
             "sizes": {name: len(split) for name, split in self.splits.items()},
             "notes": list(self.notes),
         }
@@ -610,7 +611,7 @@ def load_labelled_data(
        too);
     4. a Hugging Face dataset name, when the hub is reachable.
 
-    Files are read strictly; every fault raises :class:`InputError` naming the file, the line
+    Files are read strictly; every fault raises `InputError` naming the file, the line
     (or row index, for Parquet) and the fix:
 
     - **Text**: UTF-8, or UTF-8/UTF-16/UTF-32 with a byte-order mark (the mark is dropped).
@@ -639,7 +640,7 @@ def load_labelled_data(
     gaps that way); other numbers keep their digits (``2.5`` is the class ``"2.5"``).
 
     Label ids are built from the train split; a label in another split that train lacks, or a
-    split with a single class, raises :class:`InputError`.
+    split with a single class, raises `InputError`.
 
     Args:
         source: folder, file, benchmark name or hub dataset name.

@@ -1,6 +1,6 @@
 """Encode texts once, as float32 L2-normalised vectors, and reuse them for every metric.
 
-:func:`encode_texts` returns the vectors in memory. :func:`encode_to_file` streams them to a
+`encode_texts` returns the vectors in memory. `encode_to_file` streams them to a
 ``.npy`` file chunk by chunk, so memory stays bounded by one chunk however many texts there
 are, and returns the file memory-mapped; an interrupted run resumes where it stopped.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from st_gloss.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 10_000
-"""Texts encoded and written per chunk by :func:`encode_to_file` (3.8 MB of vectors at 384 dims)."""
+"""Texts encoded and written per chunk by `encode_to_file` (3.8 MB of vectors at 384 dims)."""
 
 _FORMAT = "st-gloss-embeddings/1"
 _CHECK_ROWS = 4  # rows re-encoded to check that a file to resume came from the same model
@@ -98,7 +98,7 @@ def encode_to_file(model, texts: list[str], path: str | os.PathLike, *,
                    overwrite: bool = False, show_progress_bar: bool = True) -> np.memmap:
     """Embed ``texts`` chunk by chunk into a float32 ``.npy`` file and return it memory-mapped.
 
-    Each chunk of ``chunk_size`` texts is encoded (L2-normalised, as :func:`encode_texts`),
+    Each chunk of ``chunk_size`` texts is encoded (L2-normalised, as `encode_texts`),
     written into the file and flushed, so memory stays bounded by one chunk. Progress is
     recorded next to the file (``<path>.json``: row count, dimension, a SHA-256 of the texts,
     rows done), which makes the file resumable and reusable:
@@ -108,7 +108,8 @@ def encode_to_file(model, texts: list[str], path: str | os.PathLike, *,
     - any other existing file is refused unless ``overwrite=True``.
 
     The result is a read-only ``numpy.memmap``; FAISS indexes are built from it chunk by chunk
-    (:func:`st_gloss.evaluation.index.build_index`), and ``np.load(path, mmap_mode="r")`` reopens it.
+    ([`st_gloss.evaluation.index.build_index`][st_gloss.evaluation.index.build_index]), and ``np.load(path,
+    mmap_mode="r")`` reopens it.
 
     Args:
         model: a ``SentenceTransformer``.

@@ -137,7 +137,7 @@ class KNNEvaluator(_TextEvaluator):
     @classmethod
     def from_data(cls, data: LabelledData, index_split: str = "train", query_split: str = "val",
                   **kwargs) -> KNNEvaluator:
-        """Build from :class:`~st_gloss.evaluation.data.LabelledData` (train as index, val as queries).
+        """Build from [`LabelledData`][st_gloss.evaluation.data.LabelledData] (train as index, val as queries).
 
         Args:
             data: the labelled data.
@@ -186,7 +186,7 @@ class SilhouetteEvaluator(_TextEvaluator):
         labels: their labels (ints or strings), at least two classes.
         metric: ``"cosine"`` or ``"euclidean"``.
         max_samples: above this many texts, a stratified sampled estimate (see
-            :func:`~st_gloss.evaluation.silhouette.silhouette`).
+            [`silhouette`][st_gloss.evaluation.silhouette.silhouette]).
         seed: seed of the sample.
         name: prefix of the metric names.
         batch_size: encoding batch size.
@@ -227,7 +227,7 @@ class SilhouetteEvaluator(_TextEvaluator):
 
     @classmethod
     def from_data(cls, data: LabelledData, split: str = "val", **kwargs) -> SilhouetteEvaluator:
-        """Build from one split of :class:`~st_gloss.evaluation.data.LabelledData`.
+        """Build from one split of [`LabelledData`][st_gloss.evaluation.data.LabelledData].
 
         Args:
             data: the labelled data.
@@ -264,10 +264,10 @@ class LinearProbeEvaluator(BaseEvaluator):
     """Validation accuracy of a logistic regression fit on the frozen train embeddings.
 
     Metrics ``{name}_accuracy`` (primary) and ``{name}_macro_f1``, from
-    :func:`st_gloss.evaluation.probe.linear_probe`.
+    [`st_gloss.evaluation.probe.linear_probe`][st_gloss.evaluation.probe.linear_probe].
 
     Args:
-        train: the training :class:`~st_gloss.evaluation.data.Split` (fit set).
+        train: the training [`Split`][st_gloss.evaluation.data.Split] (fit set).
         val: the validation split (scored).
         seed: random state of the solver.
         name: prefix of the metric names.

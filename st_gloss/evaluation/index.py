@@ -4,10 +4,11 @@ Every index scores by inner product over L2-normalised float32 vectors, so the s
 cosine similarity, and every index stores the full vectors (``IndexFlatIP``, ``IndexIVFFlat``,
 ``IndexHNSWFlat``): an approximate index may *miss* a neighbour, but the similarities it
 returns are exact. Vectors are added in chunks, so an index can be built from a memory-mapped
-``.npy`` file (see :func:`st_gloss.evaluation.encode.encode_to_file`) without a second copy in memory.
+``.npy`` file (see [`st_gloss.evaluation.encode.encode_to_file`][st_gloss.evaluation.encode.encode_to_file]) without a
+second copy in memory.
 
-``"auto"`` searches exactly unless the index holds more than :data:`AUTO_FLAT_MAX_VECTORS`
-vectors *and* the exact search would score more than :data:`AUTO_FLAT_MAX_PAIRS` (query,
+``"auto"`` searches exactly unless the index holds more than `AUTO_FLAT_MAX_VECTORS`
+vectors *and* the exact search would score more than `AUTO_FLAT_MAX_PAIRS` (query,
 vector) pairs; then it uses HNSW. Measured in ``evaluation/results/knn_index_recall.md``
 (synthetic clustered vectors of 384 dims, 2 busy CPU cores):
 
@@ -55,7 +56,7 @@ approximate unless asked for.
 """
 
 AUTO_FLAT_MAX_PAIRS = 10**10
-"""Above :data:`AUTO_FLAT_MAX_VECTORS`, ``"auto"`` still searches exactly up to this many
+"""Above `AUTO_FLAT_MAX_VECTORS`, ``"auto"`` still searches exactly up to this many
 (query, index vector) pairs.
 
 At 384 dims on 2 busy CPU cores the exact search scores 3.4e7 pairs a second, so this is about
@@ -95,10 +96,10 @@ class IndexOptions:
 
     Attributes:
         kind: ``"flat"`` (exact), ``"ivf"``, ``"hnsw"`` or ``"auto"`` (flat unless both the
-            index and the search are large, HNSW then; see :func:`resolve_kind`).
+            index and the search are large, HNSW then; see `resolve_kind`).
         nlist: IVF lists (k-means centroids). Default: ``4 * sqrt(n)``, at most ``n / 39`` so
             that every list has enough training vectors.
-        nprobe: IVF lists searched per query (default :data:`DEFAULT_NPROBE`, at most
+        nprobe: IVF lists searched per query (default `DEFAULT_NPROBE`, at most
             ``nlist``); more lists, higher recall and slower search. The same ``nprobe`` is a
             smaller share of a larger index, so the recall falls as the index grows.
         hnsw_m: HNSW links per vector (``M``).
@@ -150,15 +151,15 @@ class IndexOptions:
 
     @classmethod
     def coerce(cls, value: str | IndexOptions) -> IndexOptions:
-        """An :class:`IndexOptions` from itself or from an index name (``"auto"``, ``"ivf"``...)."""
+        """An `IndexOptions` from itself or from an index name (``"auto"``, ``"ivf"``...)."""
         return value if isinstance(value, IndexOptions) else cls(kind=value)
 
 
 def resolve_kind(kind: str, n_vectors: int, n_queries: int | None = None) -> str:
     """The index ``kind`` stands for with ``n_vectors`` index vectors and ``n_queries`` queries.
 
-    ``"auto"`` is ``"flat"`` up to :data:`AUTO_FLAT_MAX_VECTORS` index vectors, and above as
-    long as ``n_vectors * n_queries`` is at most :data:`AUTO_FLAT_MAX_PAIRS`; ``"hnsw"``
+    ``"auto"`` is ``"flat"`` up to `AUTO_FLAT_MAX_VECTORS` index vectors, and above as
+    long as ``n_vectors * n_queries`` is at most `AUTO_FLAT_MAX_PAIRS`; ``"hnsw"``
     otherwise. ``n_queries=None`` means "many" (only the index size decides).
 
     Examples:
@@ -238,16 +239,16 @@ def build_index(vectors, options: str | IndexOptions = "auto", *, n_queries: int
 
     Args:
         vectors: ``(n, dim)`` numpy array or ``numpy.memmap`` of index vectors.
-        options: an :class:`IndexOptions`, or just the kind (``"auto"``, ``"flat"``, ``"ivf"``,
+        options: an `IndexOptions`, or just the kind (``"auto"``, ``"flat"``, ``"ivf"``,
             ``"hnsw"``).
-        n_queries: how many queries will be searched, for ``"auto"`` (:func:`resolve_kind`).
+        n_queries: how many queries will be searched, for ``"auto"`` (`resolve_kind`).
         prepare: applied to every chunk of rows before it is added (and to the IVF training
             sample); it must return L2-normalised float32 rows. The default only casts, for
-            vectors that are normalised already; :mod:`st_gloss.evaluation.knn` passes
+            vectors that are normalised already; [`st_gloss.evaluation.knn`][st_gloss.evaluation.knn] passes
             ``normalize_embeddings``.
 
     Returns:
-        A :class:`BuiltIndex`.
+        A `BuiltIndex`.
 
     Raises:
         InputError: an IVF ``nlist`` larger than the number of vectors.
@@ -318,7 +319,7 @@ def exact_search(vectors, queries: np.ndarray, k: int, *, prepare: Prepare = as_
         vectors: ``(n, dim)`` index vectors (array or memmap).
         queries: ``(m, dim)`` L2-normalised float32 queries.
         k: neighbours per query (at most ``n``).
-        prepare: applied to every chunk of ``vectors`` (see :func:`build_index`).
+        prepare: applied to every chunk of ``vectors`` (see `build_index`).
         chunk_size: index rows scored at once.
 
     Examples:

@@ -3,7 +3,8 @@
 Vectors are cast to float32 and L2-normalised, so the inner product is the cosine similarity.
 The search is exact (``faiss.IndexFlatIP``) unless asked otherwise or unless both the index
 (over 100k vectors) and the search (over 10^10 query-vector pairs) are large; then it is
-approximate (HNSW by default, or IVF; see :mod:`st_gloss.evaluation.index`) and reports its recall
+approximate (HNSW by default, or IVF; see [`st_gloss.evaluation.index`][st_gloss.evaluation.index]) and reports its
+recall
 against exact search. Index vectors are normalised and added in chunks and queries
 are searched in chunks, so memory stays bounded by the index itself plus
 ``chunk_size * (k + number of classes)``; the embeddings may be a memory-mapped ``.npy`` file.
@@ -51,7 +52,7 @@ class ClassScores:
 
 @dataclass
 class KNNResult:
-    """Predictions of :func:`knn_classify`, and scores when the query labels were given.
+    """Predictions of `knn_classify`, and scores when the query labels were given.
 
     Attributes:
         predictions: predicted label id per query (``int64``).
@@ -61,7 +62,7 @@ class KNNResult:
         weighting: ``"majority"`` or ``"similarity"``.
         accuracy: fraction of correct predictions (``None`` without query labels).
         macro_f1: unweighted mean of the per-class F1 (``None`` without query labels).
-        per_class: one :class:`ClassScores` per class (empty without query labels).
+        per_class: one `ClassScores` per class (empty without query labels).
         index_type: the FAISS index searched: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"``.
         recall_at_k: recall of the approximate search against exact search, measured on a
             seeded sample of queries (``None`` for the exact flat index, whose recall is 1).
@@ -188,7 +189,8 @@ class Neighbours:
         index_type: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
         recall_at_k: recall against exact search on a sample of queries (``None`` for flat,
             or when ``recall_queries=0``).
-        index_info: :func:`st_gloss.evaluation.index.describe` of the index, plus the recall sample size.
+        index_info: [`st_gloss.evaluation.index.describe`][st_gloss.evaluation.index.describe] of the index, plus the
+            recall sample size.
         build_seconds: time to build the index.
 
     Examples:
@@ -241,9 +243,11 @@ def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_o
                       index: IndexType | IndexOptions = "auto") -> Neighbours:
     """The ``k`` most cosine-similar index vectors of every query, with the index's recall.
 
-    The index is chosen by ``index`` (see :class:`st_gloss.evaluation.index.IndexOptions`): with
+    The index is chosen by ``index`` (see
+    [`st_gloss.evaluation.index.IndexOptions`][st_gloss.evaluation.index.IndexOptions]): with
     ``"auto"``, exact ``IndexFlatIP`` unless the index has over 100k vectors and the search
-    over 10^10 (query, vector) pairs, HNSW then (:func:`st_gloss.evaluation.index.resolve_kind`);
+    over 10^10 (query, vector) pairs, HNSW then
+    ([`st_gloss.evaluation.index.resolve_kind`][st_gloss.evaluation.index.resolve_kind]);
     ``"flat"``, ``"ivf"`` or ``"hnsw"`` force one. For IVF and HNSW the
     recall@k against exact search is measured on ``recall_queries`` queries drawn with
     ``seed`` (an exact search of those queries only), and a recall below 0.95 warns. Queries
@@ -258,7 +262,7 @@ def search_neighbours(index_embeddings, query_embeddings, k: int, *, leave_one_o
         index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"`` or an ``IndexOptions``.
 
     Returns:
-        A :class:`Neighbours`.
+        A `Neighbours`.
 
     Examples:
         >>> rng = np.random.default_rng(0)
@@ -323,7 +327,7 @@ def knn_search(index_embeddings, query_embeddings, k: int, *, leave_one_out: boo
                index: IndexType | IndexOptions = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine similarities of the ``k`` nearest index vectors of every query.
 
-    The same search as :func:`search_neighbours`, returning only the two arrays.
+    The same search as `search_neighbours`, returning only the two arrays.
 
     Args:
         index_embeddings: ``(n_index, dim)`` vectors to search in.
@@ -396,7 +400,7 @@ def knn_classify(
     The index is a ``faiss.IndexFlatIP`` over L2-normalised float32 vectors (exact search),
     unless ``index`` asks for IVF or HNSW or ``"auto"`` finds the search too large for exact
     search; the recall of an approximate index against exact search is measured on a sample
-    of queries and stored in the result (see :func:`search_neighbours`). With
+    of queries and stored in the result (see `search_neighbours`). With
     ``weighting="majority"`` each neighbour has one vote; with ``"similarity"`` its vote is its
     cosine similarity. Ties go to the tied class with the nearest neighbour. With
     ``leave_one_out=True`` the queries are the index itself and each query's own row is
@@ -414,10 +418,11 @@ def knn_classify(
         num_classes: number of classes (default: largest label id + 1).
         label_names: class names for the per-class table.
         index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"``, or an
-            :class:`st_gloss.evaluation.index.IndexOptions` with the index parameters.
+            [`st_gloss.evaluation.index.IndexOptions`][st_gloss.evaluation.index.IndexOptions] with the index
+            parameters.
 
     Returns:
-        A :class:`KNNResult`.
+        A `KNNResult`.
 
     Examples:
         >>> rng = np.random.default_rng(0)

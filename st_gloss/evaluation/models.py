@@ -117,7 +117,7 @@ def load_model(
     """Load a SentenceTransformer from a folder, a hub name, or the bundled MiniLM (the default).
 
     Remote code is never run unless ``trust_remote_code=True``. A name that is neither a local
-    folder nor reachable on the hub raises :class:`~st_gloss.errors.InputError`.
+    folder nor reachable on the hub raises [`InputError`][st_gloss.errors.InputError].
 
     Args:
         name_or_path: a local folder, a Hugging Face model name, or ``None``/``"default"``.

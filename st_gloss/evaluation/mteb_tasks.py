@@ -3,7 +3,7 @@
 MTEB's classification score is a *few-shot logistic probe*: for each of ``n_experiments`` runs
 it draws ``samples_per_label`` training examples per class (8 by default), fits a logistic
 regression on their embeddings and scores it on the evaluation split; the runs are averaged.
-It is therefore not comparable with the full-data :func:`~st_gloss.evaluation.probe.linear_probe`.
+It is therefore not comparable with the full-data [`linear_probe`][st_gloss.evaluation.probe.linear_probe].
 Results are never cached (``cache=None``): a cache keyed by model name mixed up local models.
 """
 
@@ -37,7 +37,7 @@ def make_classification_task(
     split (columns ``text`` and ``label``); nothing is downloaded.
 
     Args:
-        data: the labelled data (from :func:`~st_gloss.evaluation.data.load_labelled_data`).
+        data: the labelled data (from [`load_labelled_data`][st_gloss.evaluation.data.load_labelled_data]).
         eval_split: the split MTEB scores.
         train_split: the split MTEB draws its few-shot training examples from.
         samples_per_label: training examples per class in each experiment (MTEB's default 8).
@@ -46,7 +46,7 @@ def make_classification_task(
         seed: MTEB's seed for drawing the training examples.
 
     Returns:
-        An ``AbsTaskClassification`` instance, ready for :func:`run_mteb` or ``mteb.evaluate``.
+        An ``AbsTaskClassification`` instance, ready for `run_mteb` or ``mteb.evaluate``.
 
     Examples:
         >>> data = load_labelled_data("st_gloss/data/r8_sample")  # doctest: +SKIP
@@ -134,7 +134,7 @@ def run_mteb(model, tasks, *, batch_size: int = 32, show_progress_bar: bool = Tr
 
     Args:
         model: a ``SentenceTransformer``.
-        tasks: tasks from :func:`make_classification_task` or :func:`builtin_tasks`.
+        tasks: tasks from `make_classification_task` or `builtin_tasks`.
         batch_size: encoding batch size.
         show_progress_bar: MTEB's progress bars.
 

@@ -1,12 +1,12 @@
 """One evaluation pipeline: encode each split once, then every requested metric.
 
-:func:`evaluate` is what ``st-gloss eval``, the test step of ``st-gloss train``, ``st-gloss
+`evaluate` is what ``st-gloss eval``, the test step of ``st-gloss train``, ``st-gloss
 demo`` and the benchmarks call, so a figure means the same thing wherever it is printed. It
-returns an :class:`EvaluationReport`: the per-metric results, a flat :meth:`~EvaluationReport.as_dict`
+returns an `EvaluationReport`: the per-metric results, a flat `as_dict`
 view with the key names of ``metrics.json`` and the benchmark result files (``knn_accuracy``,
 ``probe_macro_f1``, ``silhouette_macro``...), and the wall time of every step.
 
-:func:`load_data` is :func:`~st_gloss.evaluation.data.load_labelled_data` that also accepts the
+`load_data` is [`load_labelled_data`][st_gloss.evaluation.data.load_labelled_data] that also accepts the
 bundled samples as ``sample:mr`` and ``sample:r8``: the one spelling every command takes.
 """
 
@@ -27,7 +27,7 @@ from st_gloss.errors import InputError
 from st_gloss.evaluation.data import LabelledData, load_labelled_data
 
 METRICS = ("knn", "silhouette", "probe", "mteb")
-"""The metrics :func:`evaluate` computes."""
+"""The metrics `evaluate` computes."""
 
 DEFAULT_METRICS = ("knn", "silhouette", "probe")
 
@@ -69,7 +69,8 @@ def resolve_data_source(source: str | Path) -> str | Path:
 
 
 def load_data(source: str | Path, **options: Any) -> LabelledData:
-    """Load labelled data as :func:`~st_gloss.evaluation.data.load_labelled_data` does, plus ``sample:NAME``.
+    """Load labelled data as [`load_labelled_data`][st_gloss.evaluation.data.load_labelled_data] does, plus
+    ``sample:NAME``.
 
     Args:
         source: ``sample:mr``/``sample:r8``, a folder, a CSV/JSONL file, a benchmark name under
@@ -85,7 +86,7 @@ def load_data(source: str | Path, **options: Any) -> LabelledData:
 
 
 def embeddings_file(folder: str | Path, model_name: str, data_name: str, split: str) -> Path:
-    """Where :func:`evaluate` streams the embeddings of one split: one folder per model.
+    """Where `evaluate` streams the embeddings of one split: one folder per model.
 
     Examples:
         >>> embeddings_file("cache", "default", "r8", "test").parent.name
@@ -102,7 +103,7 @@ def _slug(name: str) -> str:
 
 @dataclass
 class EvaluationReport:
-    """What :func:`evaluate` measured for one model on one split.
+    """What `evaluate` measured for one model on one split.
 
     Attributes:
         data: the dataset's name.
@@ -121,7 +122,9 @@ class EvaluationReport:
         seconds: wall time of each step: ``encode`` (and ``encode_<split>`` per split), ``knn``
             (``knn_similarity`` for a second weighting), ``silhouette``, ``probe``, ``mteb``.
         warnings: the warnings of the metrics (a low recall of an approximate kNN index).
-        embeddings: the embeddings of the evaluated split (for plots; not in :meth:`as_dict`).
+        embeddings: the embeddings of the evaluated split (for plots; not in `as_dict`).
+        index_embeddings: the embeddings of the index split when it was encoded (for heads fit
+            on it afterwards; not in `as_dict`).
 
     Examples:
         >>> report = evaluate(model, data, ["knn"])  # doctest: +SKIP
@@ -144,6 +147,7 @@ class EvaluationReport:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     embeddings: np.ndarray | None = field(default=None, repr=False)
+    index_embeddings: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, float]:
         """The headline figures, flat: ``knn_accuracy``, ``knn_macro_f1``, ``probe_accuracy``,
@@ -230,15 +234,15 @@ def evaluate(
 
     Args:
         model: a ``SentenceTransformer``, or a model folder/name for
-            :func:`~st_gloss.evaluation.models.load_model`.
-        data: the labelled data (:func:`load_data`).
-        metrics: a subset of :data:`METRICS` (a list, or a comma-separated string).
+            [`load_model`][st_gloss.evaluation.models.load_model].
+        data: the labelled data (`load_data`).
+        metrics: a subset of `METRICS` (a list, or a comma-separated string).
         split: the split to evaluate (default ``test``, or the index split when there is no test).
         k: kNN neighbours.
         weighting: ``"majority"`` or ``"similarity"``, or several (each gets a kNN result; the
-            first is :attr:`EvaluationReport.knn`).
+            first is `EvaluationReport.knn`).
         index: ``"auto"``, ``"flat"``, ``"ivf"``, ``"hnsw"`` or an
-            :class:`~st_gloss.evaluation.index.IndexOptions`.
+            [`IndexOptions`][st_gloss.evaluation.index.IndexOptions].
         silhouette_metric: ``"cosine"`` or ``"euclidean"``.
         silhouette_max_samples: above this many texts, a stratified sampled estimate.
         mteb_tasks: built-in MTEB classification tasks to run as well (need the hub).
@@ -252,10 +256,10 @@ def evaluate(
         seed: seed of the silhouette sample, the probe, MTEB and approximate indexes.
         progress: show progress bars.
         on_warning: receives the warnings of the metrics (a low kNN recall); ``None`` issues them
-            as :class:`UserWarning`.
+            as `UserWarning`.
 
     Returns:
-        An :class:`EvaluationReport`.
+        An `EvaluationReport`.
 
     Raises:
         InputError: an unknown metric or split, too few texts for ``k``, MTEB without an index split.
@@ -310,7 +314,8 @@ def evaluate(
         seconds[f"encode_{index_name}"] = time.perf_counter() - started
     seconds["encode"] = time.perf_counter() - start
     report = EvaluationReport(data.name, split, index_name, same_set, len(evaluated), data.num_classes,
-                              int(query.shape[1]), seconds=seconds, embeddings=query)
+                              int(query.shape[1]), seconds=seconds, embeddings=query,
+                              index_embeddings=index_vectors)
     common = {"num_classes": data.num_classes, "label_names": data.label_names}
 
     if "knn" in chosen:

@@ -12,13 +12,13 @@ from st_gloss.evaluation.knn import ClassScores, _as_labels, class_scores, norma
 
 @dataclass
 class ProbeResult:
-    """Scores of :func:`linear_probe` or :func:`cross_validated_probe`.
+    """Scores of `linear_probe` or `cross_validated_probe`.
 
     Attributes:
         accuracy: fraction of correct test predictions.
         macro_f1: unweighted mean of the per-class F1.
         predictions: predicted label id per test row.
-        per_class: one :class:`~st_gloss.evaluation.knn.ClassScores` per class.
+        per_class: one [`ClassScores`][st_gloss.evaluation.knn.ClassScores] per class.
         protocol: ``"train/test"`` or ``"5-fold cross-validation"``.
 
     Examples:

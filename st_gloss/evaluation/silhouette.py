@@ -1,18 +1,18 @@
 r"""Silhouette of labelled embeddings: micro (over points) and macro (over classes).
 
-For point :math:`i` of class :math:`c`, with :math:`a(i)` its mean distance to the other
-members of :math:`c` and :math:`b(i)` the smallest mean distance to the members of another class,
+For point $i$ of class $c$, with $a(i)$ its mean distance to the other
+members of $c$ and $b(i)$ the smallest mean distance to the members of another class,
 
-.. math::
+$$
+s(i) = \frac{b(i) - a(i)}{\max(a(i), b(i))}, \qquad s(i) = 0 \text{ if } |c| = 1.
+$$
 
-    s(i) = \frac{b(i) - a(i)}{\max(a(i), b(i))}, \qquad s(i) = 0 \text{ if } |c| = 1.
-
-The micro silhouette is the mean of :math:`s(i)` over all points (scikit-learn's
+The micro silhouette is the mean of $s(i)$ over all points (scikit-learn's
 ``silhouette_score``); the macro silhouette is the mean over classes of the per-class mean
 (as the G-Loss paper reports), so small classes count as much as large ones.
 
 Above ``max_samples`` points the score is estimated: a stratified, seeded sample of points
-(proportional to class size, at least one point per class) gets its exact :math:`s(i)`,
+(proportional to class size, at least one point per class) gets its exact $s(i)$,
 computed against *all* points, and the class means are weighted by the true class sizes. Only
 the averaging is sampled, so the estimate is unbiased, and its standard error (stratified,
 with finite-population correction) is reported with it.
@@ -128,7 +128,7 @@ def silhouette_samples_against(
     embeddings, labels, rows: np.ndarray | None = None, *, metric: Metric = "cosine",
     chunk_size: int = 1024,
 ) -> np.ndarray:
-    """Exact silhouette :math:`s(i)` of the given rows, measured against all points.
+    """Exact silhouette $s(i)$ of the given rows, measured against all points.
 
     Equals ``sklearn.metrics.silhouette_samples(embeddings, labels, metric=metric)[rows]``,
     in memory bounded by ``chunk_size * n``.
@@ -198,7 +198,7 @@ def silhouette(
         chunk_size: rows scored at once (bounds memory to ``chunk_size * n`` distances).
 
     Returns:
-        A :class:`SilhouetteResult`.
+        A `SilhouetteResult`.
 
     Examples:
         >>> rng = np.random.default_rng(0)

@@ -1,1 +1,1 @@
-"""Bridges to other libraries (optional extras): :mod:`st_gloss.integrations.setfit`."""
+"""Bridges to other libraries (optional extras): `st_gloss.integrations.setfit`."""

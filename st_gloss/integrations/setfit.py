@@ -6,19 +6,19 @@ its frozen embeddings. Its ``Trainer.get_dataset`` turns (text, label) data into
 loss outside a hard-coded list of triplet losses, which is not what G-Loss takes: it needs
 single texts with their class ids, in batches holding several examples of several classes.
 
-:class:`GraphGuidedTrainer` is a ``setfit.Trainer`` whose body phase hands the loss
+`GraphGuidedTrainer` is a ``setfit.Trainer`` whose body phase hands the loss
 ``(sentence, label)`` rows with integer class ids, drawn by
-:class:`~st_gloss.ClassBalancedBatchSampler`, and trains it with
-:class:`~st_gloss.GraphGuidedLoss` (or any loss of ``loss_factory``); the head phase,
+[`ClassBalancedBatchSampler`][st_gloss.ClassBalancedBatchSampler], and trains it with
+[`GraphGuidedLoss`][st_gloss.GraphGuidedLoss] (or any loss of ``loss_factory``); the head phase,
 ``evaluate``, ``predict`` and ``save_pretrained`` are SetFit's own.
 
-A folder saved by :meth:`st_gloss.classifier.TextClassifier.save_pretrained` loads with
+A folder saved by `st_gloss.classifier.TextClassifier.save_pretrained` loads with
 ``SetFitModel.from_pretrained(folder)``: the body and the label names, with a fresh, unfitted
 head, since SetFit reads its head only from a pickle (``model_head.pkl``, written with joblib),
-which st-gloss never writes. :func:`to_setfit_model` builds the fitted SetFit model in memory
+which st-gloss never writes. `to_setfit_model` builds the fitted SetFit model in memory
 from a classifier's logistic head instead (its ``save_pretrained`` then pickles, SetFit's way),
-and :func:`from_setfit_model` turns a trained SetFit model into a
-:class:`~st_gloss.classifier.TextClassifier`.
+and `from_setfit_model` turns a trained SetFit model into a
+`TextClassifier`.
 
 Examples:
     >>> from datasets import Dataset  # doctest: +SKIP
@@ -63,7 +63,7 @@ class GraphGuidedTrainer(Trainer):
         loss_factory: ``(model_body, num_labels) -> loss``; default ``GraphGuidedLoss(model_body)``
             (the paper's standalone G-Loss, sigma by the sqrt_median rule).
         samples_per_class: examples of one class per group in a batch (see
-            :class:`~st_gloss.ClassBalancedBatchSampler`).
+            [`ClassBalancedBatchSampler`][st_gloss.ClassBalancedBatchSampler]).
         balanced: draw classes uniformly (for skewed classes).
         **kwargs: passed to ``setfit.Trainer`` (``model``, ``args``, ``train_dataset``...).
 
@@ -108,7 +108,7 @@ class GraphGuidedTrainer(Trainer):
         return dataset, self.body_loss
 
     def train_embeddings(self, *args, **kwargs) -> None:
-        """SetFit's body phase, with batches from :class:`~st_gloss.ClassBalancedBatchSampler`."""
+        """SetFit's body phase, with batches from [`ClassBalancedBatchSampler`][st_gloss.ClassBalancedBatchSampler]."""
         from st_gloss.samplers import ClassBalancedBatchSampler
 
         sampler = ClassBalancedBatchSampler
@@ -148,7 +148,7 @@ def to_setfit_model(classifier, head: str | None = None) -> SetFitModel:
 
 
 def from_setfit_model(setfit_model, **kwargs):
-    """A :class:`~st_gloss.classifier.TextClassifier` with the body and logistic head of a trained SetFit model.
+    """A `TextClassifier` with the body and logistic head of a trained SetFit model.
 
     Label names: the head's ``classes_`` when they are strings, else ``setfit_model.labels``
     (else the class ids). ``kwargs`` go to ``TextClassifier`` (``batch_size``...).

@@ -66,34 +66,33 @@ class InBatchCosineSimilarityLoss(LabelledTextLoss):
         1. Each input is a single text labelled with an integer class.
 
     Inputs:
-        +---------------+--------+
-        | Texts         | Labels |
-        +===============+========+
-        | single inputs | class  |
-        +---------------+--------+
+        | Texts | Labels |
+        |---|---|
+        | single inputs | class |
 
     Recommendations:
         - Use ``batch_sampler=st_gloss.ClassBalancedBatchSampler``: with a random batch of a
           many-class dataset almost every pair is a negative.
 
     Relations:
-        - :class:`~sentence_transformers.sentence_transformer.losses.CosineSimilarityLoss` takes
+        - `CosineSimilarityLoss` takes
           explicit (text, text, score) pairs.
-        - :class:`~st_gloss.SupervisedContrastiveLoss` uses the same inputs with a softmax over the batch.
+        - [`SupervisedContrastiveLoss`][st_gloss.SupervisedContrastiveLoss] uses the same inputs with a softmax over the
+        batch.
 
     Examples:
-        ::
+        ```python
+        from st_gloss import ClassBalancedBatchSampler, InBatchCosineSimilarityLoss
 
-            from st_gloss import ClassBalancedBatchSampler, InBatchCosineSimilarityLoss
-
-            loss = InBatchCosineSimilarityLoss(model)
-            args = SentenceTransformerTrainingArguments(
-                output_dir="cosine-model", batch_sampler=ClassBalancedBatchSampler,
-            )
-            trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=train_dataset, loss=loss,
-            )
-            trainer.train()
+        loss = InBatchCosineSimilarityLoss(model)
+        args = SentenceTransformerTrainingArguments(
+            output_dir="cosine-model", batch_sampler=ClassBalancedBatchSampler,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_dataset, loss=loss,
+        )
+        trainer.train()
+        ```
     """
 
     def __init__(self, model: SentenceTransformer) -> None:

@@ -30,21 +30,19 @@ class LinearHeadCrossEntropyLoss(LabelledTextLoss):
           (the CE baseline), https://arxiv.org/abs/2604.25853
 
     Inputs:
-        +---------------+--------+
-        | Texts         | Labels |
-        +===============+========+
-        | single inputs | class  |
-        +---------------+--------+
+        | Texts | Labels |
+        |---|---|
+        | single inputs | class |
 
     Relations:
-        - :class:`~st_gloss.GraphGuidedLoss` with ``num_labels`` adds this term to the graph loss.
+        - [`GraphGuidedLoss`][st_gloss.GraphGuidedLoss] with ``num_labels`` adds this term to the graph loss.
 
     Examples:
-        ::
-
-            loss = LinearHeadCrossEntropyLoss(model, num_labels=8)
-            trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
-            trainer.train()
+        ```python
+        loss = LinearHeadCrossEntropyLoss(model, num_labels=8)
+        trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
+        trainer.train()
+        ```
     """
 
     def __init__(self, model: SentenceTransformer, num_labels: int, embedding_dimension: int | None = None) -> None:

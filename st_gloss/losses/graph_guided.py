@@ -39,7 +39,8 @@ DEGENERATE_BATCH_WARNING = (
 
 
 def _is_real(value) -> bool:
-    """A real number: Python, numpy or a one-element tensor, not a bool (:func:`st_gloss.functional.as_real`)."""
+    """A real number: Python, numpy or a one-element tensor, not a bool
+    ([`st_gloss.functional.as_real`][st_gloss.functional.as_real])."""
     try:
         functional.as_real(value, "value")
     except ValueError:
@@ -101,7 +102,7 @@ class GraphGuidedLoss(LabelledTextLoss):
         sigma: the Gaussian kernel width $\sigma$: a positive number, ``"sqrt_median"`` (the paper's
             rule, $\sqrt{\mathrm{median\ distance}/3}$) or ``"dicm"`` (the closest pair of different
             classes over 3, from the authors' code). A rule is applied to every batch until
-            :meth:`calibrate_sigma` fixes it from the training set, as the paper does.
+            `calibrate_sigma` fixes it from the training set, as the paper does.
         num_labels: number of classes; with it the loss owns a linear classification head (the
             paper's integrated mode) and checks that every label is below it. Without it any
             label ids >= 0 are accepted: the graph numbers the classes present in each batch (and
@@ -120,17 +121,18 @@ class GraphGuidedLoss(LabelledTextLoss):
         propagation: how the hidden nodes are solved: ``"closed_form"`` (the LU solve of the
             paper, exact, $O(|u|^3)$), ``"iterative"`` (``num_iterations`` propagation steps,
             $O(k|u|^2C)$) or ``"auto"`` (default: closed form up to 2048 hidden nodes, iterative
-            above; see :func:`st_gloss.functional.resolve_propagation`).
+            above; see [`st_gloss.functional.resolve_propagation`][st_gloss.functional.resolve_propagation]).
         graph: ``"dense"`` (fully connected, the paper's graph) or ``"knn"`` (each node linked to
             its ``num_neighbors`` nearest nodes: a sparse graph for batches of thousands).
         num_neighbors: neighbours per node of the ``"knn"`` graph.
         num_iterations: steps of the iterative solver.
         memory_steps: $M$, keep the detached embeddings and labels of the last $M$ training steps
-            (:class:`~st_gloss.memory.EmbeddingMemory`) and add them to each batch's graph as
+            ([`EmbeddingMemory`][st_gloss.memory.EmbeddingMemory]) and add them to each batch's graph as
             labelled nodes. ``0`` (default) is the paper's per-batch graph. Old embeddings are
             stale: they come from older weights and get no gradient.
         gather_across_devices: with several processes (DDP, ``torchrun``, accelerate), build one
-            graph over the batches of all processes (:func:`st_gloss.distributed.gather_with_grad`),
+            graph over the batches of all processes
+            ([`st_gloss.distributed.gather_with_grad`][st_gloss.distributed.gather_with_grad]),
             so a global batch of $N \times B$ texts is one graph; the label mask is the same on
             every process. A no-op with one process.
         solve_dtype: ``"float64"``, ``"float32"`` or ``None`` (default: float64 on CPU and CUDA,
@@ -148,11 +150,9 @@ class GraphGuidedLoss(LabelledTextLoss):
            in the batch is never scored, and a batch of one class has nothing to propagate.
 
     Inputs:
-        +---------------+--------+
-        | Texts         | Labels |
-        +===============+========+
-        | single inputs | class  |
-        +---------------+--------+
+        | Texts | Labels |
+        |---|---|
+        | single inputs | class |
 
     Recommendations:
         - On several GPUs, ``gather_across_devices=True`` makes the graph as large as the global
@@ -163,42 +163,42 @@ class GraphGuidedLoss(LabelledTextLoss):
           ``ClassBalancedBatchSampler.with_options(balanced=True)``.
         - Batches of 32 to 128: the graph of a larger batch sees more of the class structure; the
           loss costs $O(B^2 d + |u|^3)$, small next to the encoder at these sizes.
-        - Call :meth:`calibrate_sigma` on the training texts before training to fix $\sigma$ as
+        - Call `calibrate_sigma` on the training texts before training to fix $\sigma$ as
           the paper does; otherwise the rule is applied per batch.
 
     Relations:
-        - :class:`~sentence_transformers.sentence_transformer.losses.BatchAllTripletLoss` and
-          :class:`~sentence_transformers.sentence_transformer.losses.BatchHardTripletLoss` use the
+        - `BatchAllTripletLoss` and
+          `BatchHardTripletLoss` use the
           same (text, class) inputs but constrain triplets, not the whole graph.
-        - :class:`~sentence_transformers.sentence_transformer.losses.SoftmaxLoss` trains a
+        - `SoftmaxLoss` trains a
           classification head on pairs; the head of this loss is on single texts.
 
     Examples:
-        ::
+        ```python
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+        )
+        from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
 
-            from datasets import Dataset
-            from sentence_transformers import (
-                SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
-            )
-            from st_gloss import ClassBalancedBatchSampler, GraphGuidedLoss
-
-            model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
-            train_dataset = Dataset.from_dict({
-                "text": ["A gripping, funny film.", "Dull and far too long.",
-                         "I loved every minute.", "A waste of two hours."],
-                "label": [1, 0, 1, 0],
-            })
-            loss = GraphGuidedLoss(model, labelled_fraction=0.7, sigma="sqrt_median")
-            loss.calibrate_sigma(train_dataset["text"])  # fix sigma on the training set
-            args = SentenceTransformerTrainingArguments(
-                output_dir="gloss-model",
-                per_device_train_batch_size=64,
-                batch_sampler=ClassBalancedBatchSampler,
-            )
-            trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=train_dataset, loss=loss,
-            )
-            trainer.train()
+        model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
+        train_dataset = Dataset.from_dict({
+            "text": ["A gripping, funny film.", "Dull and far too long.",
+                     "I loved every minute.", "A waste of two hours."],
+            "label": [1, 0, 1, 0],
+        })
+        loss = GraphGuidedLoss(model, labelled_fraction=0.7, sigma="sqrt_median")
+        loss.calibrate_sigma(train_dataset["text"])  # fix sigma on the training set
+        args = SentenceTransformerTrainingArguments(
+            output_dir="gloss-model",
+            per_device_train_batch_size=64,
+            batch_sampler=ClassBalancedBatchSampler,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_dataset, loss=loss,
+        )
+        trainer.train()
+        ```
     """
 
     def __init__(
@@ -396,7 +396,7 @@ class GraphGuidedLoss(LabelledTextLoss):
 
         Encodes up to ``max_texts`` texts (a seeded random subset) with the current model and applies
         ``rule`` (default: this loss's rule, or ``"sqrt_median"`` when sigma is a number) to all their
-        pairs. The value is then used for every batch and shown in :meth:`get_config_dict`.
+        pairs. The value is then used for every batch and shown in `get_config_dict`.
 
         Args:
             texts: training texts.

@@ -107,11 +107,9 @@ class SupervisedContrastiveLoss(LabelledTextLoss):
         2. A batch needs two texts of one class somewhere; anchors without a positive are skipped.
 
     Inputs:
-        +---------------+--------+
-        | Texts         | Labels |
-        +===============+========+
-        | single inputs | class  |
-        +---------------+--------+
+        | Texts | Labels |
+        |---|---|
+        | single inputs | class |
 
     Recommendations:
         - Use ``batch_sampler=st_gloss.ClassBalancedBatchSampler`` so that every batch holds several
@@ -119,36 +117,36 @@ class SupervisedContrastiveLoss(LabelledTextLoss):
         - Larger batches give more negatives; 32 to 128 works for sentence encoders.
 
     Relations:
-        - :class:`~st_gloss.GraphGuidedLoss` uses the same inputs but scores label propagation over
+        - [`GraphGuidedLoss`][st_gloss.GraphGuidedLoss] uses the same inputs but scores label propagation over
           the whole batch graph.
-        - :class:`~sentence_transformers.sentence_transformer.losses.BatchAllTripletLoss` constrains
+        - `BatchAllTripletLoss` constrains
           triplets with a margin instead of a softmax over the batch.
 
     Examples:
-        ::
+        ```python
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+        )
+        from st_gloss import ClassBalancedBatchSampler, SupervisedContrastiveLoss
 
-            from datasets import Dataset
-            from sentence_transformers import (
-                SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
-            )
-            from st_gloss import ClassBalancedBatchSampler, SupervisedContrastiveLoss
-
-            model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
-            train_dataset = Dataset.from_dict({
-                "text": ["A gripping, funny film.", "Dull and far too long.",
-                         "I loved every minute.", "A waste of two hours."],
-                "label": [1, 0, 1, 0],
-            })
-            loss = SupervisedContrastiveLoss(model, temperature=0.1)
-            args = SentenceTransformerTrainingArguments(
-                output_dir="supcon-model",
-                per_device_train_batch_size=64,
-                batch_sampler=ClassBalancedBatchSampler,
-            )
-            trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=train_dataset, loss=loss,
-            )
-            trainer.train()
+        model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
+        train_dataset = Dataset.from_dict({
+            "text": ["A gripping, funny film.", "Dull and far too long.",
+                     "I loved every minute.", "A waste of two hours."],
+            "label": [1, 0, 1, 0],
+        })
+        loss = SupervisedContrastiveLoss(model, temperature=0.1)
+        args = SentenceTransformerTrainingArguments(
+            output_dir="supcon-model",
+            per_device_train_batch_size=64,
+            batch_sampler=ClassBalancedBatchSampler,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_dataset, loss=loss,
+        )
+        trainer.train()
+        ```
     """
 
     def __init__(
