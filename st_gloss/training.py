@@ -11,7 +11,9 @@ Two entry points:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import shutil
 import tempfile
@@ -32,6 +34,65 @@ from st_gloss.training_heads import HEAD_LEARNING_RATE, snapshot_linear
 
 HEAD_PARAMETERS = r"^classifier\."
 """The loss parameters that get ``--head-lr`` (sentence-transformers' ``learning_rate_mapping``)."""
+
+
+@contextlib.contextmanager
+def _progress_bars(enabled: bool):
+    """Within the block, transformers' and huggingface_hub's progress bars (loading and writing
+    weights) follow ``enabled``; the previous setting comes back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before and not enabled:
+            hf_logging.enable_progress_bar()
+
+
+class _BestModelWarningFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without load_best_model_at_end" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_best_model_warning():
+    """Drop transformers' warning that early stopping runs without ``load_best_model_at_end``:
+    st-gloss saves the best epoch itself (:mod:`st_gloss.checkpointing` says why)."""
+    target = logging.getLogger("transformers.trainer_callback")
+    quiet = _BestModelWarningFilter()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
+
+
+def format_test(test: dict[str, float]) -> str:
+    """The test scores of a job in two lines: the embedding metrics, then the heads.
+
+    Examples:
+        >>> print(format_test({"knn_accuracy": 0.66, "knn_macro_f1": 0.65, "probe_accuracy": 0.71,
+        ...                    "silhouette_macro": 0.02, "head_logistic_accuracy": 0.71,
+        ...                    "head_logistic_macro_f1": 0.7}))
+        test (best epoch): kNN accuracy 0.6600 (macro-F1 0.6500), probe accuracy 0.7100, macro silhouette 0.0200
+        test accuracy of each head: logistic 0.7100 (macro-F1 0.7000)
+    """
+    parts = []
+    if "knn_accuracy" in test:
+        parts.append(f"kNN accuracy {test['knn_accuracy']:.4f} (macro-F1 {test.get('knn_macro_f1', float('nan')):.4f})")
+    if "probe_accuracy" in test:
+        parts.append(f"probe accuracy {test['probe_accuracy']:.4f}")
+    if "silhouette_macro" in test:
+        parts.append(f"macro silhouette {test['silhouette_macro']:.4f}")
+    lines = ["test (best epoch): " + ", ".join(parts)]
+    heads = [key[5:-9] for key in test if key.startswith("head_") and key.endswith("_accuracy")]  # head_<h>_accuracy
+    if heads:
+        lines.append("test accuracy of each head: " + ", ".join(
+            f"{h} {test[f'head_{h}_accuracy']:.4f} (macro-F1 {test[f'head_{h}_macro_f1']:.4f})" for h in heads))
+    return "\n".join(lines)
 
 
 def _head_learning_rate(config, loss) -> float | None:
@@ -544,7 +605,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     _check_paths(config, data)
 
     transformers.set_seed(config.seed)
-    model = load_model(config.model, max_seq_length=config.max_seq_length)
+    with _progress_bars(config.show_progress_bar):
+        model = load_model(config.model, max_seq_length=config.max_seq_length)
     try:
         loss = build_loss(config.loss, model, data.num_classes, **given)
     except ValueError as exc:
@@ -608,8 +670,14 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             evaluator=validation_evaluators(data, config),
             callbacks=[stopper, callback],
         )
+        if not config.show_progress_bar:
+            # No progress: no per-log dicts either; the callback prints one line per epoch.
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
         try:
-            trainer.train()
+            with _progress_bars(config.show_progress_bar), _without_best_model_warning():
+                trainer.train()
         except KeyboardInterrupt:
             if callback.best_epoch is None:
                 model.save(str(output), safe_serialization=True)
@@ -624,7 +692,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     train_seconds = time.perf_counter() - started
 
     result = {**base, "curve": callback.curve, **callback.summary(), "train_seconds": train_seconds}
-    best = SentenceTransformer(str(output), device=str(model.device))
+    with _progress_bars(config.show_progress_bar):
+        best = SentenceTransformer(str(output), device=str(model.device))
     linear = best_linear.get("state")
     started = time.perf_counter()
     if config.evaluate_test:
@@ -632,7 +701,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             best, data, config, linear=linear, output=output
         )
         result["test_seconds"] = time.perf_counter() - started
-        echo("test (best epoch): " + ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+        echo(format_test(result["test"]))
     else:
         classifier = keep_heads(best, data, config, output, linear=linear)
     result["classifier"] = {"heads": list(classifier.heads), "default_head": classifier.default_head,

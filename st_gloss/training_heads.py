@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
-HEAD_LEARNING_RATE = 1e-3
+HEAD_LEARNING_RATE = 1e-2
 """Learning rate of a loss's linear head in ``st-gloss train`` (the encoder keeps ``--lr``).
 
-Measured with ``python -m evaluation.benchmarks.head_learning_rate`` (results in
-``evaluation/results/head_learning_rate.md``): at the encoder's 5e-5 a freshly initialised head
-barely moves in a short run; 1e-3 converges within the run on every dataset measured."""
+Measured with ``python -m evaluation.benchmarks.head_learning_rate --data-root ../shared/data
+--datasets mr,r8 --rates 5e-5,1e-3,1e-2,3e-2,1e-1`` (``gloss+ce``, ``cpu`` profile, one seed;
+``evaluation/results/head_learning_rate.md``). At the encoder's 5e-5 the head stays at chance
+(MR 0.518, R8 0.335 test accuracy, against 0.755 and 0.917 for a logistic head on the same
+embeddings); 1e-3 reaches 0.723 and 0.830; 1e-2 reaches 0.752 and 0.867, the best on R8 and
+within 0.2 points of the best on MR; 3e-2 and 1e-1 gain nothing more, and the kNN accuracy of
+the encoder stays within 0.5 points at every rate."""
 
 
 def snapshot_linear(loss) -> dict[str, np.ndarray] | None:

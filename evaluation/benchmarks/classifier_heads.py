@@ -18,7 +18,7 @@ Three parts (``--part``: all, the default; ``timing`` = throughput + scaling; or
 
 Run from the repository root::
 
-    nice -n 10 python -m evaluation.benchmarks.classifier_heads --data-root /work/shared/data
+    python -m evaluation.benchmarks.classifier_heads --data-root ../shared/data
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def _environment() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("all", "quality", "timing", "throughput", "scaling"), default="all")
-    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--data-root", default=None, help="folder of the datasets (default: $ST_GLOSS_DATA)")
     parser.add_argument("--datasets", default="r8,mr")
     parser.add_argument("--shots", default="8,64")
     parser.add_argument("--seeds", type=int, default=3)

@@ -63,7 +63,7 @@ def _sigma(ctx, param, value):
     default=None,
     type=POSITIVE_FLOAT,
     help="Peak learning rate of the linear head of ce, gloss+ce and supcon+ce (the encoder keeps --lr) "
-    "[default: 1e-3].",
+    "[default: 1e-2].",
 )
 @click.option(
     "--warmup-ratio",
