@@ -7,6 +7,8 @@ sentence-transformers 6 moved the SentenceTransformer-specific code under
 
 from __future__ import annotations
 
+import contextlib
+
 try:  # 6.x
     from sentence_transformers.base.sampler import DefaultBatchSampler
 except ImportError:  # 5.x
@@ -69,7 +71,24 @@ __all__ = [
     "DefaultBatchSampler",
     "SentenceTransformer",
     "embedding_dimension",
+    "hf_progress_bars",
     "loss_config",
     "st_losses",
     "warmup_arguments",
 ]
+
+
+@contextlib.contextmanager
+def hf_progress_bars(enabled: bool):
+    """Within the block, transformers' and huggingface_hub's progress bars (loading and writing
+    weights) follow ``enabled``; the previous setting comes back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before and not enabled:
+            hf_logging.enable_progress_bar()

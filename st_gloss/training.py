@@ -27,29 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from st_gloss.compat import loss_config, warmup_arguments
+from st_gloss.compat import hf_progress_bars, loss_config, warmup_arguments
 from st_gloss.losses import GraphGuidedLoss
 from st_gloss.samplers import ClassBalancedBatchSampler
 from st_gloss.training_heads import HEAD_LEARNING_RATE, snapshot_linear
 
 HEAD_PARAMETERS = r"^classifier\."
 """The loss parameters that get ``--head-lr`` (sentence-transformers' ``learning_rate_mapping``)."""
-
-
-@contextlib.contextmanager
-def _progress_bars(enabled: bool):
-    """Within the block, transformers' and huggingface_hub's progress bars (loading and writing
-    weights) follow ``enabled``; the previous setting comes back afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    before = hf_logging.is_progress_bar_enabled()
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if before and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 class _BestModelWarningFilter(logging.Filter):
@@ -605,7 +589,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     _check_paths(config, data)
 
     transformers.set_seed(config.seed)
-    with _progress_bars(config.show_progress_bar):
+    with hf_progress_bars(config.show_progress_bar):
         model = load_model(config.model, max_seq_length=config.max_seq_length)
     try:
         loss = build_loss(config.loss, model, data.num_classes, **given)
@@ -676,7 +660,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
 
             trainer.remove_callback(PrinterCallback)
         try:
-            with _progress_bars(config.show_progress_bar), _without_best_model_warning():
+            with hf_progress_bars(config.show_progress_bar), _without_best_model_warning():
                 trainer.train()
         except KeyboardInterrupt:
             if callback.best_epoch is None:
@@ -692,7 +676,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     train_seconds = time.perf_counter() - started
 
     result = {**base, "curve": callback.curve, **callback.summary(), "train_seconds": train_seconds}
-    with _progress_bars(config.show_progress_bar):
+    with hf_progress_bars(config.show_progress_bar):
         best = SentenceTransformer(str(output), device=str(model.device))
     linear = best_linear.get("state")
     started = time.perf_counter()

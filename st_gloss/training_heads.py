@@ -91,7 +91,10 @@ def outputs_unit_vectors(model) -> bool:
         >>> outputs_unit_vectors(load_model())  # all-MiniLM-L6-v2 ends with Normalize  # doctest: +SKIP
         True
     """
-    from sentence_transformers.models import Normalize
+    try:  # sentence-transformers 6.x
+        from sentence_transformers.sentence_transformer.modules import Normalize
+    except ImportError:  # 5.x
+        from sentence_transformers.models import Normalize
 
     try:
         return isinstance(model[len(model) - 1], Normalize)

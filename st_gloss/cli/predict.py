@@ -162,8 +162,10 @@ def _predict(model_path, data_path, output_path, head, text_column, label_column
 
     from st_gloss.classifier.records import RecordWriter
     from st_gloss.classifier.text_classifier import TextClassifier
+    from st_gloss.compat import hf_progress_bars
 
-    classifier = TextClassifier.from_pretrained(folder, head=head, device=device, batch_size=batch_size)
+    with hf_progress_bars(progress):
+        classifier = TextClassifier.from_pretrained(folder, head=head, device=device, batch_size=batch_size)
     columns = records.columns + ["prediction", "probability"] + (class_columns if probabilities else [])
     texts = records.texts
     predicted_all = []
