@@ -3,8 +3,8 @@
 For every metric a table: rows are losses (zero-shot first, then the registry order), columns are
 datasets, each cell the mean over seeds ``± the sample standard deviation`` (no spread with one
 seed), the best cell of each column in bold. Then one PNG per dataset with the validation metric
-per epoch, one line per loss (mean over seeds), and, when ``paper_numbers.json`` exists, the
-paper's own numbers next to ours.
+per epoch, one line per loss (mean over seeds), and, when ``paper_tables.json`` exists, our rows
+beside the paper's own tables (integrated and standalone mode).
 
 Run from the repository root::
 
@@ -357,23 +357,88 @@ def convergence_plot(results: list[dict[str, Any]], dataset: str, path: Path) ->
     return path
 
 
-def paper_comparison(results: list[dict[str, Any]], paper: dict[str, Any]) -> str:
-    """Our mean test accuracy next to the paper's, per loss and dataset (the paper's backbone differs)."""
-    metric = Metric(paper.get("metric_key", "test.probe_accuracy"), "")
-    cells = cell_values(results, metric)
-    values = paper["values"]
-    rows = _order(set(values) | {row for row, _ in cells}, ALL_LOSSES)
-    columns = _order({c for v in values.values() for c in v} | {c for _, c in cells}, BENCHMARK_DATASETS)
-    lines = ["| loss | " + " | ".join(f"{c} ours / paper" for c in columns) + " |", "|---|" + "---:|" * len(columns)]
-    for row in rows:
-        shown = []
-        for column in columns:
-            ours = cells.get((row, column))
-            theirs = values.get(row, {}).get(column)
-            shown.append(f"{statistics.fmean(ours):.4f}" if ours else "–")
-            shown[-1] += " / " + (f"{float(theirs):.4f}" if theirs is not None else "–")
-        lines.append(f"| {row} | " + " | ".join(shown) + " |")
+def _cell(values: list[float] | None, digits: int = 4) -> str:
+    return _format(values, digits) if values else "–"
+
+
+def paper_table(results: list[dict[str, Any]], mode: dict[str, Any], *, silhouette: bool = False) -> str:
+    """Our rows beside the paper's for one mode (``integrated`` or ``standalone`` of the paper file).
+
+    One line per (dataset, loss): our mean ± sd over seeds of ``mode["our_metric"]`` and its
+    macro-F1 beside the paper's accuracy and macro-F1 (mean ± spread over its 3 seeds); with
+    ``silhouette``, the macro silhouette of both too. Paper rows without a st-gloss counterpart
+    (``extra_rows``) are listed with ``–`` on our side.
+
+    Examples:
+        >>> mode = {"our_metric": "test.head_linear_accuracy", "our_f1_metric": "test.head_linear_macro_f1",
+        ...         "rows": {"ce": "CE"}, "values": {"CE": {"mr": {"accuracy": 0.8564, "accuracy_sd": 0.0081,
+        ...         "macro_f1": 0.8564, "macro_f1_sd": 0.0081}}}}
+        >>> r = [{"job": {"dataset": "mr", "loss": "ce", "seed": 0},
+        ...       "test": {"head_linear_accuracy": 0.7, "head_linear_macro_f1": 0.69}}]
+        >>> print(paper_table(r, mode))
+        | dataset | loss (paper's name) | accuracy: ours | accuracy: paper | macro-F1: ours | macro-F1: paper |
+        |---|---|---:|---:|---:|---:|
+        | mr | ce (CE) | 0.7000 | 0.8564 ± 0.0081 | 0.6900 | 0.8564 ± 0.0081 |
+    """
+    ours = cell_values(results, Metric(mode["our_metric"], ""))
+    ours_f1 = cell_values(results, Metric(mode["our_f1_metric"], ""))
+    ours_sil = cell_values(results, Metric("test.silhouette_macro", "")) if silhouette else {}
+    values = mode["values"]
+    pairs = list(mode["rows"].items()) + [(None, name) for name in mode.get("extra_rows", {})]
+    datasets = _order({d for v in values.values() for d in v} | {d for _, d in ours}, BENCHMARK_DATASETS)
+    header = "| dataset | loss (paper's name) | accuracy: ours | accuracy: paper | macro-F1: ours | macro-F1: paper |"
+    rule = "|---|---|---:|---:|---:|---:|"
+    if silhouette:
+        header += " silhouette: ours | silhouette: paper |"
+        rule += "---:|---:|"
+    lines = [header, rule]
+    for dataset in datasets:
+        for row, paper_name in pairs:
+            theirs = values.get(paper_name, {}).get(dataset)
+            mine = ours.get((row, dataset)) if row else None
+            if theirs is None and not mine:
+                continue
+            paper_acc = f"{theirs['accuracy']:.4f} ± {theirs['accuracy_sd']:.4f}" if theirs else "–"
+            paper_f1 = (f"{theirs['macro_f1']:.4f} ± {theirs['macro_f1_sd']:.4f}"
+                        if theirs and theirs.get("macro_f1") is not None else "–")
+            name = f"{row} ({paper_name})" if row else f"– ({paper_name})"
+            line = (f"| {dataset} | {name} | {_cell(mine)} | {paper_acc} | "
+                    f"{_cell(ours_f1.get((row, dataset)) if row else None)} | {paper_f1} |")
+            if silhouette:
+                paper_sil = f"{theirs['silhouette_macro']:.4f}" if theirs and "silhouette_macro" in theirs else "–"
+                line += f" {_cell(ours_sil.get((row, dataset)) if row else None)} | {paper_sil} |"
+            lines.append(line)
     return "\n".join(lines)
+
+
+def paper_section(results: list[dict[str, Any]], paper: dict[str, Any]) -> list[str]:
+    """The "Comparison with the paper" section: both modes, each marked with backbone and budget."""
+    profiles = sorted({r.get("profile", "?") for r in results})
+    ours = "; ".join(f"`{name}` profile: {PROFILES[name].description}" for name in profiles if name in PROFILES)
+    parts = [
+        "## Comparison with the paper",
+        "",
+        f"The paper: {paper['backbone']}, {paper['budget']} ({paper['source']}). Ours: the bundled "
+        f"all-MiniLM-L6-v2 (22M parameters), {ours or 'the budget of these result files'}. A model five "
+        "times smaller on a fraction of the budget: compare the order of the losses within each side, "
+        "not the values across.",
+        "",
+    ]
+    notes = paper.get("integrated", {}).get("extra_rows", {})
+    if "integrated" in paper:
+        mode = paper["integrated"]
+        parts += ["### Integrated mode (the paper's Table 2)", "", f"Protocol: {mode['protocol']}. Ours: the same "
+                  "head, trained jointly with the encoder by the `+ce` losses (`test.head_linear_accuracy`).", ""]
+        parts += [f"- {name}: {what}." for name, what in notes.items()]
+        parts += ["", paper_table(results, mode), ""]
+    if "standalone" in paper:
+        mode = paper["standalone"]
+        parts += ["### Standalone mode", "", f"Protocol: {mode['protocol']}. Ours: a logistic-regression head on the "
+                  "frozen embeddings of the training texts (`test.head_logistic_accuracy`), and the macro silhouette "
+                  "of the test embeddings; our epoch is chosen on validation kNN accuracy, not silhouette.", ""]
+        parts += [f"- `{row}`: {what}." for row, what in mode.get("row_notes", {}).items()]
+        parts += ["", paper_table(results, mode, silhouette=True), ""]
+    return parts
 
 
 def render(
@@ -457,17 +522,7 @@ def render(
             shown = path.relative_to(relative_to) if relative_to else path
             parts += [f"![{dataset}: validation metric per epoch]({shown.as_posix()})", ""]
     if paper:
-        parts += [
-            "## Comparison with the paper",
-            "",
-            f"The paper's numbers ({paper.get('source', 'source not given')}) use "
-            f"{paper.get('backbone', 'another backbone')}, "
-            "not MiniLM, on the full training sets: compare the order of the losses, not the values.",
-            "",
-            *([paper["note"], ""] if paper.get("note") else []),
-            paper_comparison(results, paper),
-            "",
-        ]
+        parts += paper_section(results, paper)
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -498,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, help="markdown file (default: evaluation/results/benchmark_<profile>.md)"
     )
     parser.add_argument(
-        "--paper", type=Path, default=RESULTS / "paper_numbers.json", help="the paper's numbers, when present"
+        "--paper", type=Path, default=RESULTS / "paper_tables.json", help="the paper's tables, when present"
     )
     args = parser.parse_args(argv)
     results = args.results or RESULTS / "benchmark" / args.profile
