@@ -44,6 +44,11 @@ DEFAULT_NUM_ITERATIONS = 100
 """Steps of `iterative_solution` when none is given."""
 DEFAULT_KNN_NEIGHBORS = 16
 """Neighbours per node of `knn_graph` when none is given."""
+UNLABELLED = -1
+"""The label of a text whose class is unknown (scikit-learn's convention for semi-supervised data).
+
+Such a node is always hidden: it carries labels through the graph and receives gradients, but has
+no loss term of its own (`graph_loss`)."""
 
 # Damping of the hidden-to-hidden block in the solve, per solve dtype. It keeps
 # I - alpha * P_uu invertible when a group of hidden nodes is (numerically) cut off from every
@@ -607,7 +612,9 @@ def propagate_labels(
 
     Args:
         embeddings: ``(B, d)`` embeddings (any float dtype, any device).
-        labels: ``(B,)`` integer class ids.
+        labels: ``(B,)`` integer class ids; [`UNLABELLED`][st_gloss.functional.UNLABELLED] (-1) for a
+            text without a label, which must be hidden (``labelled_mask`` False): it carries labels
+            through the graph and gets a distribution like any hidden node.
         labelled_mask: ``(B,)`` bool, ``True`` for the nodes whose label is visible.
         sigma: Gaussian kernel width.
         num_classes: number of classes $C$ (the columns of the result); defaults to
@@ -638,8 +645,8 @@ def propagate_labels(
     """
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
     options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype)
-    n_labelled, num_bad, low, high = _batch_stats(embeddings, labels, labelled_mask)
-    _check_batch("propagate_labels", embeddings, num_bad, low, high, num_classes)
+    n_labelled, num_bad, low, high, masked_unlabelled, _ = _batch_stats(embeddings, labels, labelled_mask)
+    _check_batch("propagate_labels", embeddings, num_bad, low, high, num_classes, masked_unlabelled)
     if n_labelled == 0:
         raise ValueError("propagate_labels needs at least one labelled node (labelled_mask is all False)")
     if num_classes is None:
@@ -654,19 +661,26 @@ def propagate_labels(
     return _propagate(embeddings, labels, labelled_mask, sigma, num_classes, normalization, normalize, **options)
 
 
-def _batch_stats(embeddings: Tensor, labels: Tensor, labelled_mask: Tensor) -> tuple[int, int, int, int]:
-    """``(labelled nodes, non-finite rows, smallest label, largest label)`` in one host sync."""
+def _batch_stats(embeddings: Tensor, labels: Tensor, labelled_mask: Tensor) -> tuple[int, int, int, int, int, int]:
+    """``(labelled nodes, non-finite rows, smallest label, largest label, labelled nodes marked
+    UNLABELLED, hidden nodes with a known label)`` in one host sync."""
     if labels.numel() == 0:
-        return 0, 0, 0, -1
-    stats = torch.stack([labelled_mask.sum(), count_non_finite_rows(embeddings), labels.min(), labels.max()])
+        return 0, 0, 0, -1, 0, 0
+    known = labels >= 0
+    stats = torch.stack([labelled_mask.sum(), count_non_finite_rows(embeddings), labels.min(), labels.max(),
+                         (labelled_mask & ~known).sum(), (~labelled_mask & known).sum()])
     return tuple(int(v) for v in stats.tolist())
 
 
-def _check_batch(owner: str, embeddings: Tensor, num_bad: int, low: int, high: int, num_classes) -> None:
+def _check_batch(owner: str, embeddings: Tensor, num_bad: int, low: int, high: int, num_classes,
+                 masked_unlabelled: int = 0) -> None:
     if num_bad:
         raise ValueError(non_finite_message(owner, num_bad, embeddings))
-    if low < 0:
-        raise ValueError(f"{owner}: label ids must be >= 0, got {low}")
+    if low < UNLABELLED:
+        raise ValueError(f"{owner}: label ids must be >= 0, or {UNLABELLED} for a text without a label; got {low}")
+    if masked_unlabelled:
+        raise ValueError(f"{owner}: {masked_unlabelled} node(s) with label {UNLABELLED} (no label) are in "
+                         "labelled_mask; an unlabelled node can only be hidden: set labelled_mask False there")
     if num_classes is not None and high >= as_integer(num_classes, "num_classes", owner=owner):
         raise ValueError(f"{owner}: label {high} is out of range for num_classes={int(num_classes)}; "
                          "label ids must lie in 0..num_classes-1")
@@ -772,8 +786,13 @@ def graph_loss(
 
     $$\mathcal{L}_G = -\frac{1}{|u|}\sum_{i \in u} \log \big[(I - P_{uu})^{-1} P_{ul} Y_l\big]_{i, y_i}$$
 
-    With no hidden node (or no labelled node) there is nothing to score: the result is a zero that
-    is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
+    Nodes labelled [`UNLABELLED`][st_gloss.functional.UNLABELLED] (-1) are texts without a label
+    (semi-supervised G-Loss): they are hidden nodes of the graph, so labels propagate through
+    them and they receive gradients, but they have no loss term of their own; only the hidden
+    nodes with a known label are scored. They must not be in ``labelled_mask``.
+
+    With no hidden node of known label (or no labelled node) there is nothing to score: the result
+    is a zero that is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
     embeddings promoted to at least float32. The solver options are those of `propagate_labels`.
 
     Embeddings with a NaN or inf entry and negative label ids are refused with a ``ValueError``.
@@ -791,13 +810,19 @@ def graph_loss(
     options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype)
     out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
     # One host sync per step decides the degenerate cases and checks the embeddings and labels.
-    n_labelled, num_bad, low, high = _batch_stats(embeddings, labels, labelled_mask)
-    _check_batch("graph_loss", embeddings, num_bad, low, high, num_classes)
-    if n_labelled in (0, labelled_mask.numel()):
+    n_labelled, num_bad, low, high, masked_unlabelled, hidden_known = _batch_stats(embeddings, labels, labelled_mask)
+    _check_batch("graph_loss", embeddings, num_bad, low, high, num_classes, masked_unlabelled)
+    if n_labelled == 0 or hidden_known == 0:
         return (embeddings * 0.0).sum().to(out_dtype)  # zeroed first: a float16 sum can overflow, and inf * 0 is NaN
     targets = labels
     if num_classes is None:
-        present, targets = torch.unique(labels, return_inverse=True)
+        if low < 0:  # number the known classes 0..k-1; unlabelled nodes stay UNLABELLED
+            known = labels >= 0
+            present, inverse = torch.unique(labels[known], return_inverse=True)
+            targets = torch.full_like(labels, UNLABELLED)
+            targets[known] = inverse
+        else:
+            present, targets = torch.unique(labels, return_inverse=True)
         num_classes = present.numel()
         if class_weights is not None:
             class_weights = _class_weights_for(class_weights, present, high)
@@ -807,7 +832,11 @@ def graph_loss(
             class_weights = _class_weights_for(class_weights, None, high)
     probabilities = _propagate(embeddings, targets, labelled_mask, sigma, num_classes, normalization,
                                num_hidden=labelled_mask.numel() - n_labelled, **options)
-    loss = propagation_nll(probabilities, targets[~labelled_mask], class_weights)
+    hidden_targets = targets[~labelled_mask]
+    if low < 0:  # score the hidden nodes whose label is known
+        scored = hidden_targets >= 0
+        probabilities, hidden_targets = probabilities[scored], hidden_targets[scored]
+    loss = propagation_nll(probabilities, hidden_targets, class_weights)
     return loss.to(out_dtype)
 
 

@@ -4,6 +4,7 @@ The paper hides the labels of a random part of each batch; $\gamma$ (``labelled_
 fraction that keeps its label. We draw the mask per class: every class with two or more members
 in the batch keeps at least one labelled node (a seed its hidden members can be reached from)
 and at least one hidden node (something to score). Classes with a single member stay labelled.
+Texts without a label (-1) are always hidden and are not counted in any class.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def stratified_labelled_mask(
     mask is returned on the device of ``labels``.
 
     Args:
-        labels: ``(B,)`` integer class ids.
+        labels: ``(B,)`` integer class ids; -1 (`st_gloss.functional.UNLABELLED`) marks a text
+            without a label, which is never in the mask.
         labelled_fraction: $\gamma \in (0, 1)$, the share of each class that keeps its label.
         generator: a CPU ``torch.Generator`` for reproducible masks.
 
@@ -43,6 +45,13 @@ def stratified_labelled_mask(
     n = cpu_labels.numel()
     if n == 0:
         return torch.zeros(0, dtype=torch.bool, device=labels.device)
+    if bool((cpu_labels < 0).any()):
+        # Texts without a label (-1) are never labelled; the mask is drawn among the others.
+        known = cpu_labels >= 0
+        mask = torch.zeros(n, dtype=torch.bool)
+        if bool(known.any()):
+            mask[known] = stratified_labelled_mask(cpu_labels[known], labelled_fraction, generator)
+        return mask.to(labels.device)
     # Sort by (label, random key): each class becomes a contiguous run in random order. Two stable
     # sorts, not one on label * 2 + key: float64 cannot tell ids near 2**62 apart.
     keys = torch.rand(n, generator=generator, dtype=torch.float64)

@@ -337,11 +337,18 @@ def test_propagate_labels_refuses_huge_label_ids_and_labels_beyond_num_classes()
 
 
 def test_negative_label_ids_are_refused():
+    """-1 marks a text without a label (tests/test_unlabelled.py); below it, and -1 in the mask, are errors."""
     x, y = clustered(seed=19)
-    y[3] = -1
+    mask = fixed_mask(y, seed=19)
+    y[3] = -2
     for fn in (F.graph_loss, F.propagate_labels):
         with pytest.raises(ValueError, match="label ids must be >= 0"):
-            fn(torch.tensor(x), torch.tensor(y), torch.tensor(fixed_mask(np.abs(y), seed=19)), 0.5, 3)
+            fn(torch.tensor(x), torch.tensor(y), torch.tensor(mask), 0.5, 3)
+    y[3] = -1
+    mask[3] = True
+    for fn in (F.graph_loss, F.propagate_labels):
+        with pytest.raises(ValueError, match="can only be hidden"):
+            fn(torch.tensor(x), torch.tensor(y), torch.tensor(mask), 0.5, 3)
 
 
 def test_mask_keeps_classes_apart_for_huge_label_ids():

@@ -223,8 +223,9 @@ def test_class_weight_list_follows_the_label_ids_and_refuses_ids_it_lacks():
 
 def test_negative_label_ids_are_refused_with_a_clear_message():
     x, y = clusters()
-    y[0] = -1
-    with pytest.raises(ValueError, match="GraphGuidedLoss: label ids must be >= 0, got -1"):
+    y[0] = -2  # -1 is a text without a label (tests/test_unlabelled.py); below it is an error
+    with pytest.raises(ValueError, match=r"GraphGuidedLoss: label ids must be >= 0 \(or -1 for a text without a "
+                                         r"label\), got -2"):
         GraphGuidedLoss(FakeModel()).compute_loss_from_embeddings(x, y)
 
 

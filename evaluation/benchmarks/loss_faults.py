@@ -137,9 +137,9 @@ def _labels(rng: np.random.Generator, kind: str, n: int, num_labels: int | None)
         return rng.choice(np.array([0, 3, 2**40, 2**62]), n)
     if kind == "sparse_ids" and num_labels is None:
         return rng.choice(np.array([7, 1000, 10**6]), n)
-    if kind == "negative":
+    if kind == "negative":  # -2: -1 is a valid id for G-Loss (a text without a label)
         labels = rng.integers(0, top, n)
-        labels[int(rng.integers(0, n))] = -1
+        labels[int(rng.integers(0, n))] = -2
         return labels
     if kind == "beyond_num_labels" and num_labels is not None:
         labels = rng.integers(0, top, n)

@@ -34,6 +34,9 @@ class LabelledTextLoss(nn.Module):
         embedding_dimension: size of the sentence embedding, when the model cannot report it.
     """
 
+    accepts_unlabelled = False
+    """Whether label -1 (a text without a label) is allowed; only `GraphGuidedLoss` uses such texts."""
+
     def __init__(
         self,
         model,
@@ -98,9 +101,17 @@ class LabelledTextLoss(nn.Module):
             )
         labels = labels.long()
         labels_cpu = labels.detach().cpu()  # one host copy per step; every check below reads it
-        if labels_cpu.numel() and int(labels_cpu.min()) < 0:
+        low = int(labels_cpu.min()) if labels_cpu.numel() else 0
+        if low == -1 and not self.accepts_unlabelled:
             raise ValueError(
-                f"{name}: label ids must be >= 0, got {int(labels_cpu.min())}; map the classes to 0..C-1 first"
+                f"{name} cannot use texts without a label (label -1): it needs a class for every text. Only "
+                "GraphGuidedLoss propagates labels to unlabelled texts (st-gloss train --loss gloss); drop the "
+                "-1 rows for this loss"
+            )
+        if low < -1:
+            raise ValueError(
+                f"{name}: label ids must be >= 0 (or -1 for a text without a label), got {low}; map the classes "
+                "to 0..C-1 first"
             )
         if self.num_labels is not None and labels_cpu.numel() and int(labels_cpu.max()) >= self.num_labels:
             raise ValueError(
@@ -121,7 +132,12 @@ class LabelledTextLoss(nn.Module):
         """Cross-entropy of the linear head's logits (float32 or wider, whatever the autocast dtype)."""
         if self.classifier is None:
             raise ValueError(f"{type(self).__name__} has no classification head: pass num_labels")
+        known = labels >= 0  # texts without a label (-1) have no cross-entropy term
         logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
+        if not bool(known.all()):
+            if not bool(known.any()):
+                return (logits * 0.0).sum().float()  # nothing to score, still connected to the graph
+            logits, labels = logits[known], labels[known]
         return F.cross_entropy(logits.float(), labels)
 
     def with_head(self, name: str, value: Tensor, embeddings: Tensor, labels: Tensor) -> Tensor | dict[str, Tensor]:

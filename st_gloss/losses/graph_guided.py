@@ -145,14 +145,16 @@ class GraphGuidedLoss(LabelledTextLoss):
           Functions", ICML 2003.
 
     Requirements:
-        1. Each input is a single text labelled with an integer class.
+        1. Each input is a single text labelled with an integer class, or with -1 for a text
+           without a label (semi-supervised: it is a hidden node that carries labels, with no loss
+           term of its own).
         2. Each batch holds several examples of each of several classes: a class with one example
            in the batch is never scored, and a batch of one class has nothing to propagate.
 
     Inputs:
         | Texts | Labels |
         |---|---|
-        | single inputs | class |
+        | single inputs | class (or -1: no label) |
 
     Recommendations:
         - On several GPUs, ``gather_across_devices=True`` makes the graph as large as the global
@@ -200,6 +202,10 @@ class GraphGuidedLoss(LabelledTextLoss):
         trainer.train()
         ```
     """
+
+    accepts_unlabelled = True
+    """Texts labelled -1 (`st_gloss.functional.UNLABELLED`) join the graph as hidden nodes without a
+    loss term of their own (semi-supervised G-Loss); they never enter the memory or the CE head."""
 
     def __init__(
         self,
@@ -316,11 +322,15 @@ class GraphGuidedLoss(LabelledTextLoss):
             node_labels_cpu = torch.cat([batch_labels_cpu, memory_labels])
             node_mask = torch.cat([node_mask, node_mask.new_ones(memory_embeddings.shape[0])])
 
-        present, node_classes = node_labels_cpu.unique(return_inverse=True)
+        known = node_labels_cpu >= 0  # False for texts without a label (UNLABELLED, -1)
+        present, known_classes = node_labels_cpu[known].unique(return_inverse=True)
+        node_classes = torch.full_like(node_labels_cpu, functional.UNLABELLED)
+        node_classes[known] = known_classes
         weights = self.class_weight
         if isinstance(weights, list) and self.num_labels is None:
             weights = self._weights_of(present)  # refuses an id without a weight, in every batch
-        if bool(mask.all()) or present.numel() < 2:
+        scored = ~mask & (batch_labels_cpu >= 0)  # hidden nodes with a known label: the loss's terms
+        if not bool(scored.any()) or present.numel() < 2:
             self._warn_degenerate()
             graph = (embeddings * 0.0).sum().to(out_dtype)  # zeroed first: a float16 sum can overflow
         else:
@@ -333,7 +343,7 @@ class GraphGuidedLoss(LabelledTextLoss):
             else:
                 num_classes = self.num_labels
             if weights == "balanced":
-                weights = functional.balanced_class_weights(batch_labels, num_classes)
+                weights = functional.balanced_class_weights(batch_labels[batch_labels >= 0], num_classes)
             graph = functional.graph_loss(
                 nodes,
                 node_labels,
@@ -349,7 +359,8 @@ class GraphGuidedLoss(LabelledTextLoss):
                 solve_dtype=self._solve_dtype,
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
-            self.memory.push(batch.detach(), batch_labels_cpu)
+            stored = batch_labels_cpu >= 0  # the memory's nodes are labelled: texts without a label stay out
+            self.memory.push(batch.detach()[stored.to(batch.device)], batch_labels_cpu[stored])
         return self.with_head("graph", graph, embeddings, labels)
 
     @property
@@ -375,8 +386,14 @@ class GraphGuidedLoss(LabelledTextLoss):
         if self.calibrated_sigma is not None:
             return self.calibrated_sigma
         if isinstance(self.sigma, str):
-            if self.sigma == "dicm" and nodes is not None and bool((labels != labels[0]).sum() == 0):
-                embeddings, labels = nodes, node_labels
+            if self.sigma == "dicm":
+                # The rule reads the class of every node: texts without a label (-1) are left out.
+                if nodes is not None:
+                    known = labels >= 0
+                    if bool((labels[known] != labels[known][0]).sum() == 0):
+                        embeddings, labels = nodes, node_labels
+                known = labels >= 0
+                embeddings, labels = embeddings[known], labels[known]
             return compute_sigma(self.sigma, embeddings.detach(), labels)
         return float(self.sigma)
 
@@ -429,6 +446,9 @@ class GraphGuidedLoss(LabelledTextLoss):
             subset, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=show_progress_bar
         )
         subset_labels = None if labels is None else torch.as_tensor([int(labels[i]) for i in index])
+        if rule == "dicm" and subset_labels is not None:  # the rule needs classes: texts without a label out
+            known = subset_labels >= 0
+            embeddings, subset_labels = embeddings[known.to(embeddings.device)], subset_labels[known]
         sigma = float(compute_sigma(rule, embeddings.float(), subset_labels))
         self.calibrated_sigma = sigma
         self.sigma = rule
