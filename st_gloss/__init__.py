@@ -19,6 +19,7 @@ _LAZY = {
     "SupervisedContrastiveLoss": "st_gloss.losses",
     "InBatchCosineSimilarityLoss": "st_gloss.losses",
     "ClassBalancedBatchSampler": "st_gloss.samplers",
+    "SemiSupervisedBatchSampler": "st_gloss.samplers",
     "InputError": "st_gloss.errors",
     "TextClassifier": "st_gloss.classifier",
 }
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers, IDEs and the docs (re
         LinearHeadCrossEntropyLoss,
         SupervisedContrastiveLoss,
     )
-    from st_gloss.samplers import ClassBalancedBatchSampler  # noqa: F401
+    from st_gloss.samplers import ClassBalancedBatchSampler, SemiSupervisedBatchSampler  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -82,6 +82,13 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
                 f"ClassBalancedBatchSampler needs batch_size >= 4 (two classes x two examples), got {batch_size}"
             )
         labels = _label_column(dataset, valid_label_columns or DEFAULT_LABEL_COLUMNS)
+        unlabelled = sum(1 for label in labels if _is_unlabelled(label))
+        if unlabelled:
+            raise ValueError(
+                f"ClassBalancedBatchSampler: the dataset has {unlabelled} texts without a label (-1), which it "
+                "would batch as one more class; use st_gloss.SemiSupervisedBatchSampler, which mixes them into "
+                "every batch beside the labelled texts"
+            )
         groups: dict[Any, list[int]] = defaultdict(list)
         for index, label in enumerate(labels):
             groups[label].append(index)
@@ -190,6 +197,114 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
         return full + (remainder > 0)
 
 
+class SemiSupervisedBatchSampler(DefaultBatchSampler):
+    """Batches of labelled texts of several classes plus a set share of texts without a label (-1).
+
+    For semi-supervised G-Loss: the labelled part of every batch is drawn as
+    `ClassBalancedBatchSampler` draws it (whole groups of one class, every labelled text once per
+    epoch), and ``round(unlabelled_fraction * batch_size)`` texts labelled -1 fill the rest, drawn
+    in shuffled rounds from the unlabelled pool (each once before any repeats, none twice in a
+    batch; a pool smaller than that share is used whole in every batch, and the batch is smaller). An epoch is one
+    pass over the labelled texts, so adding unlabelled texts adds graph nodes, not steps.
+
+    Pass the class (or `with_options`) as ``batch_sampler`` of
+    `SentenceTransformerTrainingArguments`, with a loss that takes label -1
+    (`GraphGuidedLoss`).
+
+    Args:
+        dataset: a ``datasets.Dataset`` whose label column holds class labels and -1.
+        batch_size: texts per batch; the labelled part must hold at least 4.
+        drop_last: drop the last, smaller labelled batch of an epoch.
+        valid_label_columns: candidate names of the label column; the first present is used.
+        generator: random generator (seeded with ``seed + epoch`` at every epoch).
+        seed: base seed.
+        unlabelled_fraction: share of each batch given to texts without a label, in [0, 1).
+        samples_per_class: as in `ClassBalancedBatchSampler`, for the labelled part.
+        balanced: as in `ClassBalancedBatchSampler`, for the labelled part.
+
+    Examples:
+        >>> from datasets import Dataset
+        >>> ds = Dataset.from_dict({"text": [str(i) for i in range(16)], "label": [0] * 4 + [1] * 4 + [-1] * 8})
+        >>> sampler = SemiSupervisedBatchSampler(ds, batch_size=8, unlabelled_fraction=0.5, samples_per_class=2)
+        >>> [sorted(ds[b]["label"]) for b in sampler]
+        [[-1, -1, -1, -1, 0, 0, 1, 1], [-1, -1, -1, -1, 0, 0, 1, 1]]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool = False,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        *,
+        unlabelled_fraction: float = 0.5,
+        samples_per_class: int | None = None,
+        balanced: bool = False,
+    ) -> None:
+        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
+                         valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+        if not (isinstance(unlabelled_fraction, (int, float)) and not isinstance(unlabelled_fraction, bool)
+                and 0.0 <= unlabelled_fraction < 1.0):
+            raise ValueError(f"unlabelled_fraction must lie in [0, 1), got {unlabelled_fraction!r}")
+        labels = _label_column(dataset, valid_label_columns or DEFAULT_LABEL_COLUMNS)
+        self.unlabelled = [i for i, label in enumerate(labels) if _is_unlabelled(label)]
+        self.labelled = [i for i, label in enumerate(labels) if not _is_unlabelled(label)]
+        self.unlabelled_per_batch = round(unlabelled_fraction * batch_size) if self.unlabelled else 0
+        labelled_batch = batch_size - self.unlabelled_per_batch
+        self.unlabelled_per_batch = min(self.unlabelled_per_batch, len(self.unlabelled))
+        if labelled_batch < 4:
+            raise ValueError(
+                f"SemiSupervisedBatchSampler: batch_size {batch_size} with unlabelled_fraction {unlabelled_fraction} "
+                f"leaves {labelled_batch} labelled texts per batch; at least 4 are needed (two classes x two "
+                "texts): raise the batch size or lower the fraction"
+            )
+        if not self.labelled:
+            raise ValueError("SemiSupervisedBatchSampler: the dataset has no labelled texts (every label is -1)")
+        self.unlabelled_fraction = float(unlabelled_fraction)
+        self._inner = ClassBalancedBatchSampler(
+            dataset.select(self.labelled), batch_size=labelled_batch, drop_last=drop_last,
+            valid_label_columns=valid_label_columns, generator=generator, seed=seed,
+            samples_per_class=samples_per_class, balanced=balanced,
+        )
+
+    @classmethod
+    def with_options(cls, *, unlabelled_fraction: float = 0.5, samples_per_class: int | None = None,
+                     balanced: bool = False):
+        """A factory with non-default options, for the trainer's ``batch_sampler`` argument.
+
+        Examples:
+            >>> factory = SemiSupervisedBatchSampler.with_options(unlabelled_fraction=0.75)
+        """
+        return functools.partial(cls, unlabelled_fraction=unlabelled_fraction, samples_per_class=samples_per_class,
+                                 balanced=balanced)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self._inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        self._inner.set_epoch(self.epoch)
+        generator = torch.Generator().manual_seed(int(self.seed or 0) + int(self.epoch) + 7919)
+        pool = _CyclicQueue(self.unlabelled, generator) if self.unlabelled else None
+        for batch in self._inner:
+            mapped = [self.labelled[i] for i in batch]
+            if pool is not None:
+                mapped += pool.take_distinct(self.unlabelled_per_batch)
+            yield mapped
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+def _is_unlabelled(label: Any) -> bool:
+    try:
+        return int(label) == -1
+    except (TypeError, ValueError):
+        return False
+
+
 class _CyclicQueue:
     """Hands out a class's indices in shuffled rounds, reshuffling when a round is used up."""
 
@@ -203,6 +318,17 @@ class _CyclicQueue:
         while len(out) < n:
             if not self.order:
                 self.order = [self.indices[i] for i in torch.randperm(len(self.indices), generator=self.generator)]
+            out.append(self.order.pop())
+        return out
+
+    def take_distinct(self, n: int) -> list[int]:
+        """`take`, but a round that runs out mid-call hands out the texts not yet in this call first."""
+        out: list[int] = []
+        while len(out) < n:
+            if not self.order:
+                shuffled = [self.indices[i] for i in torch.randperm(len(self.indices), generator=self.generator)]
+                taken = set(out)
+                self.order = [i for i in shuffled if i in taken] + [i for i in shuffled if i not in taken]
             out.append(self.order.pop())
         return out
 

@@ -138,3 +138,84 @@ def test_the_other_losses_refuse_texts_without_a_label(tiny_model, name):
     loss = build_loss(name, tiny_model, num_labels=2)
     with pytest.raises(ValueError, match="cannot use texts without a label"):
         loss.compute_loss_from_embeddings(torch.randn(4, 16), torch.tensor([0, 1, -1, 0]))
+
+
+def _pool_dataset(n_per_class=(10, 6, 8), n_unlabelled=40):
+    from datasets import Dataset
+
+    labels = [c for c, n in enumerate(n_per_class) for _ in range(n)] + [UNLABELLED] * n_unlabelled
+    return Dataset.from_dict({"text": [f"t{i}" for i in range(len(labels))], "label": labels})
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_the_semi_supervised_sampler_mixes_a_set_share_of_unlabelled_texts(fraction):
+    from st_gloss import SemiSupervisedBatchSampler
+
+    dataset = _pool_dataset()
+    labels = dataset["label"]
+    sampler = SemiSupervisedBatchSampler(dataset, batch_size=16, unlabelled_fraction=fraction, seed=1)
+    per_batch = round(fraction * 16)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        seen = []
+        for batch in batches:
+            unlabelled = [i for i in batch if labels[i] == UNLABELLED]
+            assert len(unlabelled) == per_batch and len(set(batch)) == len(batch)
+            known = [labels[i] for i in batch if labels[i] != UNLABELLED]
+            assert len(set(known)) >= 2  # several classes in every batch
+            seen += [i for i in batch if labels[i] != UNLABELLED]
+        assert sorted(seen) == [i for i, y in enumerate(labels) if y != UNLABELLED]  # each labelled text once
+        drawn = [i for b in batches for i in b if labels[i] == UNLABELLED]
+        # the pool is used in shuffled rounds: no text twice before every text once
+        first_round = drawn[: min(len(drawn), 40)]
+        assert len(set(first_round)) == len(first_round)
+    again = SemiSupervisedBatchSampler(dataset, batch_size=16, unlabelled_fraction=fraction, seed=1)
+    again.set_epoch(2)
+    assert list(again) == batches  # deterministic given the seed and the epoch
+
+
+def test_the_samplers_refuse_what_they_cannot_batch():
+    from st_gloss import ClassBalancedBatchSampler, SemiSupervisedBatchSampler
+
+    dataset = _pool_dataset()
+    with pytest.raises(ValueError, match="use st_gloss.SemiSupervisedBatchSampler"):
+        ClassBalancedBatchSampler(dataset, batch_size=16)
+    with pytest.raises(ValueError, match="at least 4 are needed"):
+        SemiSupervisedBatchSampler(dataset, batch_size=8, unlabelled_fraction=0.75)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        SemiSupervisedBatchSampler(dataset, batch_size=8, unlabelled_fraction=1.0)
+
+
+def test_the_trainer_trains_semi_supervised_gloss_with_the_sampler(tiny_model):
+    from sentence_transformers import SentenceTransformerTrainer
+    from tiny_model import simple_corpus
+
+    from st_gloss import GraphGuidedLoss, SemiSupervisedBatchSampler
+    from st_gloss.training import training_arguments
+
+    texts, labels = simple_corpus(n_per_class=8, seed=0)
+    pool, _ = simple_corpus(n_per_class=8, seed=5)
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict({"text": texts + pool, "label": labels + [UNLABELLED] * len(pool)})
+    loss = GraphGuidedLoss(tiny_model, sigma=0.5, seed=0)
+    args = training_arguments("unused", epochs=1, batch_size=16, learning_rate=1e-3, warmup_ratio=0.0, seed=0,
+                              show_progress_bar=False, save_strategy="no")
+    args.batch_sampler = SemiSupervisedBatchSampler.with_options(unlabelled_fraction=0.5)
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    result = SentenceTransformerTrainer(model=tiny_model, args=args, train_dataset=dataset, loss=loss).train()
+    assert np.isfinite(result.training_loss) and result.training_loss > 0
+    assert result.global_step == 3  # 24 labelled texts, 8 per batch: the unlabelled pool adds no steps
+    assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))
+
+
+def test_a_pool_smaller_than_its_share_is_used_whole_in_every_batch():
+    from st_gloss import SemiSupervisedBatchSampler
+
+    dataset = _pool_dataset(n_unlabelled=3)
+    labels = dataset["label"]
+    batches = list(SemiSupervisedBatchSampler(dataset, batch_size=16, unlabelled_fraction=0.5))
+    assert all(sorted(i for i in b if labels[i] == UNLABELLED) == [24, 25, 26] for b in batches)
+    assert all(len(b) <= 11 for b in batches)  # 8 labelled + the 3 unlabelled
