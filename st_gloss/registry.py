@@ -47,6 +47,7 @@ class LossSpec:
         options: the options this loss reads; the others are refused on the command line.
         description: one line for ``--help`` and the docs.
         calibrates_sigma: the built loss has ``calibrate_sigma`` and wants it called on the training texts.
+        accepts_unlabelled: the loss takes texts labelled -1 (without a label) as graph nodes.
     """
 
     name: str
@@ -54,6 +55,7 @@ class LossSpec:
     options: tuple[str, ...]
     description: str
     calibrates_sigma: bool = False
+    accepts_unlabelled: bool = False
 
 
 LOSSES: dict[str, LossSpec] = {}
@@ -197,7 +199,9 @@ _BUILTIN = (  # name, recipe, description, calibrates sigma
      "G-Loss whose graph also holds the last memory_steps batches (default 4) as labelled nodes", True),
 )
 for _name, _recipe, _description, _calibrates in _BUILTIN:
-    register(LossSpec(_name, _recipe, _recipe.options, _description, calibrates_sigma=_calibrates))
+    # The G-Loss recipes (those that calibrate sigma) take texts without a label; the others refuse -1.
+    register(LossSpec(_name, _recipe, _recipe.options, _description, calibrates_sigma=_calibrates,
+                      accepts_unlabelled=_recipe.target == _GLOSS))
 
 
 def describe(names: Sequence[str] | None = None) -> str:

@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from st_gloss.compat import hf_progress_bars, loss_config, warmup_arguments
+from st_gloss.functional import UNLABELLED
 from st_gloss.losses import GraphGuidedLoss
-from st_gloss.samplers import ClassBalancedBatchSampler
+from st_gloss.samplers import ClassBalancedBatchSampler, SemiSupervisedBatchSampler
 from st_gloss.training_heads import HEAD_LEARNING_RATE, snapshot_linear
 
 HEAD_PARAMETERS = r"^classifier\."
@@ -79,6 +80,30 @@ def format_test(test: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def read_unlabelled(path: str | Path) -> list[str]:
+    """The texts of an ``--unlabelled`` file (CSV or JSONL with a ``text`` column; other columns ignored).
+
+    Raises:
+        st_gloss.errors.InputError: a missing or empty file, or one without a ``text`` column.
+
+    Examples:
+        >>> import tempfile
+        >>> file = Path(tempfile.mkdtemp()) / "pool.csv"
+        >>> _ = file.write_text("text,label\\nan unseen review,positive\\nanother one,\\n")
+        >>> read_unlabelled(file)
+        ['an unseen review', 'another one']
+    """
+    from st_gloss.classifier.records import read_records
+    from st_gloss.errors import InputError
+
+    try:
+        records = read_records(path)
+    except InputError as exc:
+        message = str(exc).replace("; pass --text-column NAME to name another column", "")
+        raise InputError(f"--unlabelled: {message}") from None
+    return records.texts
+
+
 def _head_learning_rate(config, loss) -> float | None:
     """The linear head's learning rate, or ``None`` for a loss without a head (``--head-lr`` refused there)."""
     from st_gloss.errors import InputError
@@ -100,11 +125,13 @@ def training_arguments(
     warmup_ratio: float,
     seed: int,
     show_progress_bar: bool,
+    batch_sampler: Any = ClassBalancedBatchSampler,
     **overrides: Any,
 ):
     """The trainer arguments every st-gloss run shares: class-balanced batches, seeded, per-epoch logs.
 
-    ``overrides`` (``save_strategy``, ``eval_strategy``...) are passed on as they are.
+    ``batch_sampler`` is `ClassBalancedBatchSampler` unless given (``SemiSupervisedBatchSampler``
+    with unlabelled texts); ``overrides`` (``save_strategy``, ``eval_strategy``...) are passed on.
     """
     from sentence_transformers import SentenceTransformerTrainingArguments
 
@@ -114,7 +141,7 @@ def training_arguments(
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
         **warmup_arguments(warmup_ratio),
-        batch_sampler=ClassBalancedBatchSampler,
+        batch_sampler=batch_sampler,
         seed=seed,
         data_seed=seed,
         logging_strategy="epoch",
@@ -222,6 +249,10 @@ class TrainConfig:
         max_train_examples: train on a stratified subset of this size (``None``: all).
         max_val_examples: validate on a stratified subset of this size (``None``: all).
         max_test_examples: test on a stratified subset of this size (``None``: all).
+        unlabelled: a CSV/JSONL file of texts without labels (a ``text`` column; any labels in it are
+            ignored) that join the training graph as unlabelled nodes (semi-supervised G-Loss; the
+            ``gloss`` losses only).
+        unlabelled_fraction: share of each batch given to the unlabelled texts.
         evaluate_test: measure the test split at the end (the runner turns it off while it
             compares learning rates, and measures the chosen one's test split once).
         overwrite: replace an existing output folder of an earlier job.
@@ -254,6 +285,8 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_val_examples: int | None = None
     max_test_examples: int | None = None
+    unlabelled: str | None = None
+    unlabelled_fraction: float = 0.5
     evaluate_test: bool = True
     overwrite: bool = False
     encode_batch_size: int = 64
@@ -344,6 +377,7 @@ _FLOAT_OPTIONS = {  # field -> (flag, lowest, highest, open at the low end, open
     "head_learning_rate": ("--head-lr", 0.0, None, True, False),
     "warmup_ratio": ("--warmup-ratio", 0.0, 1.0, False, False),
     "val_fraction": ("--val-fraction", 0.0, 1.0, True, True),
+    "unlabelled_fraction": ("--unlabelled-fraction", 0.0, 1.0, False, True),
     "labelled_fraction": ("--labelled-fraction", 0.0, 1.0, True, True),
     "graph_weight": ("--graph-weight", 0.0, 1.0, False, False),
     "temperature": ("--temperature", 0.0, None, True, False),
@@ -445,6 +479,8 @@ def _check_paths(config: TrainConfig, data=None) -> Path:
     from st_gloss.evaluation.report import refuse_overlap
 
     inputs = {"the model": resolve_model_name(config.model), "the data": config.data}
+    if config.unlabelled is not None:
+        inputs["the unlabelled file"] = config.unlabelled
     if data is not None:
         inputs["the data folder"] = data.source
     refuse_overlap(config.output, "--output", inputs)
@@ -574,7 +610,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     from st_gloss.checkpointing import BestEpochCallback, early_stopping
     from st_gloss.errors import InputError
     from st_gloss.evaluation.models import load_model
-    from st_gloss.registry import build_loss, get_spec
+    from st_gloss.registry import LOSSES, build_loss, get_spec
 
     _check_config(config)
     spec = get_spec(config.loss)
@@ -585,6 +621,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         takes = ", ".join("--" + name.replace("_", "-") for name in spec.options) or "no loss options"
         raise InputError(f"--loss {config.loss} does not use {flags}; it takes {takes}")
     _check_paths(config)  # fail before the slow steps, and before anything is deleted
+    if config.unlabelled is not None and not spec.accepts_unlabelled:
+        takes = ", ".join(name for name, other in LOSSES.items() if other.accepts_unlabelled)
+        raise InputError(f"--unlabelled adds texts without a label, which --loss {config.loss} cannot use; use a "
+                         f"G-Loss ({takes}), or leave --unlabelled out")
+    unlabelled = read_unlabelled(config.unlabelled) if config.unlabelled is not None else []
     data = prepare_data(config, echo)
     _check_paths(config, data)
 
@@ -615,8 +656,14 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     base = {"loss": {"name": config.loss, "config": loss_config(loss)}, "model": config.model or "bundled"}
     if head_rate is not None:
         base["head_learning_rate"] = head_rate
+    if unlabelled:
+        base["unlabelled"] = {"file": str(config.unlabelled), "texts": len(unlabelled),
+                              "fraction": config.unlabelled_fraction}
+        echo(f"unlabelled texts: {len(unlabelled)} from {config.unlabelled}, "
+             f"{config.unlabelled_fraction:.0%} of every batch")
     best_linear: dict[str, Any] = {}  # the loss's linear head at the best epoch
-    dataset = Dataset.from_dict({"text": train_split.texts, "label": train_split.labels.tolist()})
+    dataset = Dataset.from_dict({"text": train_split.texts + unlabelled,
+                                 "label": train_split.labels.tolist() + [UNLABELLED] * len(unlabelled)})
     metric = EVAL_METRICS[config.eval_metric]
     stopper = early_stopping(config.patience)
     callback = BestEpochCallback(
@@ -644,6 +691,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             save_strategy="no",
             metric_for_best_model=f"eval_{metric}",
             greater_is_better=True,
+            **({"batch_sampler": SemiSupervisedBatchSampler.with_options(
+                unlabelled_fraction=config.unlabelled_fraction)} if unlabelled else {}),
             **({} if head_rate is None else {"learning_rate_mapping": {HEAD_PARAMETERS: head_rate}}),
         )
         trainer = SentenceTransformerTrainer(

@@ -219,3 +219,61 @@ def test_a_pool_smaller_than_its_share_is_used_whole_in_every_batch():
     batches = list(SemiSupervisedBatchSampler(dataset, batch_size=16, unlabelled_fraction=0.5))
     assert all(sorted(i for i in b if labels[i] == UNLABELLED) == [24, 25, 26] for b in batches)
     assert all(len(b) <= 11 for b in batches)  # 8 labelled + the 3 unlabelled
+
+
+def _train(model_path, data, output, *extra):
+    from click.testing import CliRunner
+
+    from st_gloss.cli import main
+
+    args = ["train", str(model_path), "--data", str(data), "--output", str(output), "--epochs", "1",
+            "--batch-size", "8", "--max-seq-length", "16", "--no-progress", *extra]
+    return CliRunner().invoke(main, args)
+
+
+def test_train_with_an_unlabelled_file_end_to_end(tiny_model_path, tiny_data, tmp_path):
+    import json
+
+    from tiny_model import simple_corpus, write_split
+
+    texts, labels = simple_corpus(n_per_class=10, seed=7)
+    pool = write_split(tmp_path, "pool", texts, labels)  # its labels are ignored
+    output = tmp_path / "out"
+    result = _train(tiny_model_path, tiny_data, output, "--loss", "gloss", "--unlabelled", str(pool),
+                    "--unlabelled-fraction", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "unlabelled texts: 30 from" in result.output
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["unlabelled"] == {"file": str(pool), "texts": 30, "fraction": 0.5}
+    assert metrics["status"] == "finished" and metrics["data"]["sizes"]["train"] == 54
+    assert metrics["curve"][0]["train_loss"] > 0
+
+
+def test_bad_unlabelled_files_and_losses_exit_2(tiny_model_path, tiny_data, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("sentence\na text\n")
+    good = tmp_path / "good.csv"
+    good.write_text("text\na text\nanother\n")
+    cases = [
+        (["--loss", "gloss", "--unlabelled", str(tmp_path / "missing.csv")], "does not exist"),
+        (["--loss", "gloss", "--unlabelled", str(empty)], "is empty"),
+        (["--loss", "gloss", "--unlabelled", str(wrong)], "has no column 'text'"),
+        (["--loss", "supcon", "--unlabelled", str(good)], "which --loss supcon cannot use"),
+        (["--loss", "gloss", "--unlabelled", str(good), "--unlabelled-fraction", "1"], "--unlabelled-fraction"),
+    ]
+    for extra, message in cases:
+        result = _train(tiny_model_path, tiny_data, tmp_path / "out", *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output and "Traceback" not in result.output, (extra, result.output)
+        assert not (tmp_path / "out").exists()
+
+
+def test_the_registry_says_which_losses_take_unlabelled_texts(tiny_model):
+    from st_gloss.registry import LOSSES, build_loss
+
+    takes = {name for name, spec in LOSSES.items() if spec.accepts_unlabelled}
+    assert takes == {"gloss", "gloss+ce", "gloss+memory"}
+    for name in LOSSES:  # the flag the CLI reads agrees with the loss the registry builds
+        assert getattr(build_loss(name, tiny_model, num_labels=3), "accepts_unlabelled", False) == (name in takes)

@@ -134,6 +134,20 @@ def _sigma(ctx, param, value):
 @click.option(
     "--max-test-examples", default=None, type=click.IntRange(min=2), help="Test on a stratified subset of this size."
 )
+@click.option(
+    "--unlabelled",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="CSV/JSONL file of texts without labels (a text column; labels in it are ignored) to add to the "
+    "training graph as unlabelled nodes (semi-supervised; gloss losses only).",
+)
+@click.option(
+    "--unlabelled-fraction",
+    default=0.5,
+    show_default=True,
+    type=FiniteFloatRange(0, 1, max_open=True),
+    help="Share of every batch given to the --unlabelled texts.",
+)
 @progress_option("The trainer's progress bars.")
 @click.option("--quiet", is_flag=True, hidden=True, help="Old spelling of --no-progress.")
 def train_command(model, progress, quiet, **options) -> None:
@@ -151,6 +165,7 @@ def train_command(model, progress, quiet, **options) -> None:
     Examples:
         st-gloss train --data sample:mr --loss gloss --output runs/mr-gloss --epochs 1
         st-gloss train ./my-model --data r8 --data-root ../shared/data --loss gloss+ce --output runs/r8
+        st-gloss train --data sample:mr --loss gloss --unlabelled pool.csv --output runs/mr-semi
         st-gloss predict runs/mr-gloss --data new_reviews.csv --output predictions.csv
     """
     from st_gloss.training import TrainConfig, TrainingInterrupted, train
