@@ -47,7 +47,7 @@ def test_heads_move_between_setfit_and_st_gloss(tiny_model, corpus, tmp_path):
     np.testing.assert_allclose(back.predict_proba(texts), classifier.predict_proba(texts), atol=1e-6)
 
 
-def test_setfit_trainer_trains_the_body_with_graph_guided_loss(tiny_model, corpus, monkeypatch):
+def test_setfit_trainer_trains_the_body_with_graph_guided_loss(tiny_model, corpus, monkeypatch, tmp_path):
     from datasets import Dataset
 
     from st_gloss.integrations.setfit import GraphGuidedTrainer, from_setfit_model
@@ -69,7 +69,8 @@ def test_setfit_trainer_trains_the_body_with_graph_guided_loss(tiny_model, corpu
 
     model.model_head = LogisticRegression()
     before = [p.detach().clone() for p in tiny_model.parameters()]
-    args = setfit.TrainingArguments(batch_size=12, num_epochs=1, report_to="none", seed=0)
+    # SetFit's output_dir defaults to ./checkpoints: keep the repository clean
+    args = setfit.TrainingArguments(output_dir=str(tmp_path), batch_size=12, num_epochs=1, report_to="none", seed=0)
 
     def accuracy(predicted, true):  # SetFit's default metric is fetched from the hub
         return {"accuracy": float(np.mean(np.asarray(predicted) == np.asarray(true)))}
@@ -92,7 +93,7 @@ def trainer_ids(texts, names, trainer):
     return [trainer.class_names.index(name) for name in names]
 
 
-def test_multilabel_data_is_refused(tiny_model, corpus):
+def test_multilabel_data_is_refused(tiny_model, corpus, tmp_path):
     from datasets import Dataset
 
     from st_gloss.errors import InputError
@@ -100,7 +101,7 @@ def test_multilabel_data_is_refused(tiny_model, corpus):
 
     texts, _ = corpus
     model = setfit.SetFitModel(model_body=tiny_model, model_head=None)
-    trainer = GraphGuidedTrainer(model=model, args=setfit.TrainingArguments(report_to="none"),
+    trainer = GraphGuidedTrainer(model=model, args=setfit.TrainingArguments(output_dir=str(tmp_path), report_to="none"),
                                  train_dataset=Dataset.from_dict({"text": texts, "label": [[1, 0]] * len(texts)}))
     with pytest.raises(InputError, match="multi-label"):
         trainer.train_embeddings(texts, [[1, 0]] * len(texts))

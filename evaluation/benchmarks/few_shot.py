@@ -1,0 +1,407 @@
+"""Few labels, many texts: G-Loss (with and without an unlabelled pool) against SetFit and the other losses.
+
+A job is one (dataset, labelled texts per class, seed, row). The seed draws the labelled subset
+(``shots`` texts of each class from train, all of a class that has fewer); the rest of train,
+labels removed, is the unlabelled pool (a seeded sample of at most ``pool_size``); the test
+split is a stratified subset of ``test_size`` texts, the same for every seed and row. So the rows
+of one (dataset, shots, seed) see the same labelled texts: the comparison across seeds is paired.
+
+Rows, all from the bundled MiniLM:
+
+- ``zero-shot``: the untrained body;
+- ``label-spreading``: scikit-learn's ``LabelSpreading`` (kNN kernel) on the frozen embeddings of the
+  labelled texts and the pool (propagation without training);
+- ``setfit``: SetFit 1.2 itself with its defaults (CosineSimilarityLoss on generated pairs, a logistic head);
+- ``ce``, ``supcon``, ``batch-all-triplet``, ``gloss``: the registry's losses with class-balanced batches;
+- ``gloss+pool``: G-Loss with the pool as unlabelled nodes (``SemiSupervisedBatchSampler``; every batch
+  holds ``batch_size`` labelled texts plus as many unlabelled ones);
+- ``gloss-setfit``: G-Loss through the SetFit adapter (``GraphGuidedTrainer``).
+
+Every trained row gets ``steps`` optimizer steps of ``batch_size`` labelled texts (an epoch of 16
+texts is one step, so the budget is in steps, not epochs) and no epoch selection. Every row is
+scored by the same logistic head on its frozen embeddings of the labelled texts, and by its own
+native head where it has one (SetFit's head; the propagation head for the G-Loss rows; the
+predictions of ``LabelSpreading``).
+
+Run from the repository root (resumable: finished jobs are skipped)::
+
+    python -m evaluation.benchmarks.few_shot --data-root ../shared/data
+    python -m evaluation.benchmarks.few_shot --report-only   # tables and plot from the finished jobs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "few_shot"
+REPORT = Path(__file__).resolve().parents[1] / "results" / "few_shot.md"
+
+ROWS = ("zero-shot", "label-spreading", "setfit", "ce", "supcon", "batch-all-triplet", "gloss", "gloss+pool",
+        "gloss-setfit")
+TRAINED_WITH_ST = {"ce": "ce", "supcon": "supcon", "batch-all-triplet": "batch-all-triplet", "gloss": "gloss",
+                   "gloss+pool": "gloss"}
+"""Rows trained with SentenceTransformerTrainer -> their registry loss."""
+
+
+@dataclass(frozen=True)
+class FewShotProfile:
+    """The budget of the few-shot benchmark, the same for every row.
+
+    Attributes:
+        datasets: benchmark datasets (names under ``--data-root``, or ``sample:mr``).
+        shots: labelled texts per class.
+        seeds: seeds (each draws a labelled subset and a pool).
+        steps: optimizer steps of every trained row.
+        batch_size: labelled texts per batch.
+        learning_rate: encoder learning rate of the st-gloss rows (SetFit keeps its own default).
+        max_seq_length: tokens per text.
+        pool_size: unlabelled texts at most (``gloss+pool``, ``label-spreading``).
+        test_size: stratified test subset, the same for every seed.
+        unlabelled_fraction: share of a ``gloss+pool`` batch given to unlabelled texts.
+    """
+
+    datasets: tuple[str, ...] = ("mr", "r8", "r52")
+    shots: tuple[int, ...] = (8, 16, 64)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    steps: int = 40
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    max_seq_length: int = 64
+    pool_size: int = 2000
+    test_size: int = 1000
+    unlabelled_fraction: float = 0.5
+
+
+PROFILE = FewShotProfile()
+"""The default budget: 3 datasets x 3 budgets x 5 seeds x 9 rows = 405 jobs, sized (not yet timed) for
+about 3 hours on 2 cores: 40 steps of 16 texts at 64 tokens, a 1,000-text test subset, a 2,000-text pool."""
+
+
+@dataclass(frozen=True)
+class FewShotJob:
+    dataset: str
+    shots: int
+    seed: int
+    row: str
+
+    @property
+    def key(self) -> str:
+        """The result file's stem.
+
+        Examples:
+            >>> FewShotJob("mr", 8, 0, "gloss+pool").key
+            'mr__k8__seed0__gloss+pool'
+        """
+        return f"{self.dataset.replace(':', '-')}__k{self.shots}__seed{self.seed}__{self.row}"
+
+
+def plan(profile: FewShotProfile, rows: tuple[str, ...] = ROWS) -> list[FewShotJob]:
+    """Every job, a whole (dataset, shots, seed) at a time, so a partial run gives complete pairings."""
+    return [FewShotJob(d, k, s, r) for d in profile.datasets for k in profile.shots for s in profile.seeds
+            for r in rows]
+
+
+def draw(labels: np.ndarray, shots: int, seed: int, pool_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(labelled rows, pool rows)`` of a training split: ``shots`` per class, then a sample of the rest.
+
+    Examples:
+        >>> labelled, pool = draw(np.array([0] * 5 + [1] * 3), 2, 0, 10)
+        >>> len(labelled), len(pool), sorted(set(labelled) & set(pool))
+        (4, 4, [])
+    """
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        chosen.append(rng.permutation(rows)[:shots])
+    labelled = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(labels)), labelled)
+    pool = np.sort(rng.permutation(rest)[:pool_size])
+    return labelled, pool
+
+
+def _load(job: FewShotJob, profile: FewShotProfile, data_root):
+    from st_gloss.evaluation.pipeline import load_data
+    from st_gloss.evaluation.splits import stratified_subset
+
+    data = load_data(job.dataset, data_root=data_root)
+    train, test = data["train"], data["test"]
+    labelled, pool = draw(train.labels, job.shots, job.seed, profile.pool_size)
+    rows = stratified_subset(test.labels, profile.test_size, seed=0)
+    return data, ([train.texts[i] for i in labelled], train.labels[labelled]), [train.texts[i] for i in pool], (
+        [test.texts[i] for i in rows], test.labels[rows])
+
+
+def _scores(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict[str, float]:
+    from st_gloss.evaluation.knn import class_scores
+
+    accuracy, macro_f1, _ = class_scores(np.asarray(truth), np.asarray(predicted), num_classes)
+    return {"accuracy": accuracy, "macro_f1": macro_f1}
+
+
+def _encode(model, texts, batch_size=64):
+    from st_gloss.evaluation.encode import encode_texts
+
+    return encode_texts(model, list(texts), batch_size=batch_size, show_progress_bar=False)
+
+
+def _st_train(row: str, model, texts, labels, pool, num_classes, profile: FewShotProfile, seed: int):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from st_gloss.functional import UNLABELLED
+    from st_gloss.registry import build_loss
+    from st_gloss.samplers import SemiSupervisedBatchSampler
+    from st_gloss.training import training_arguments
+
+    loss = build_loss(TRAINED_WITH_ST[row], model, num_classes)
+    if hasattr(loss, "calibrate_sigma"):
+        loss.calibrate_sigma(list(texts), seed=seed, show_progress_bar=False)
+    batch_size, extra, all_texts, all_labels = profile.batch_size, {}, list(texts), [int(y) for y in labels]
+    if row == "gloss+pool":
+        batch_size = round(profile.batch_size / (1.0 - profile.unlabelled_fraction))
+        extra["batch_sampler"] = SemiSupervisedBatchSampler.with_options(
+            unlabelled_fraction=profile.unlabelled_fraction)
+        all_texts += list(pool)
+        all_labels += [UNLABELLED] * len(pool)
+    dataset = Dataset.from_dict({"text": all_texts, "label": all_labels})
+    with tempfile.TemporaryDirectory(prefix="st-gloss-few-shot-") as scratch:
+        args = training_arguments(scratch, epochs=1, batch_size=batch_size, learning_rate=profile.learning_rate,
+                                  warmup_ratio=0.1, seed=seed, show_progress_bar=False, save_strategy="no",
+                                  max_steps=profile.steps, **extra)
+        SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
+    return model
+
+
+def _setfit_train(row: str, texts, labels, profile: FewShotProfile, seed: int, model_name):
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from st_gloss.evaluation.models import resolve_model_name
+
+    model = SetFitModel.from_pretrained(resolve_model_name(model_name))
+    model.model_body.max_seq_length = profile.max_seq_length
+    train = Dataset.from_dict({"text": list(texts), "label": [int(y) for y in labels]})
+    with tempfile.TemporaryDirectory(prefix="st-gloss-setfit-") as scratch:  # SetFit's default is ./checkpoints
+        args = TrainingArguments(output_dir=scratch, batch_size=profile.batch_size, max_steps=profile.steps,
+                                 seed=seed, max_length=profile.max_seq_length, show_progress_bar=False,
+                                 report_to="none", save_strategy="no")
+        if row == "gloss-setfit":
+            from st_gloss.integrations.setfit import GraphGuidedTrainer
+
+            trainer = GraphGuidedTrainer(model=model, args=args, train_dataset=train)
+        else:
+            trainer = Trainer(model=model, args=args, train_dataset=train)
+        trainer.train()
+    return model
+
+
+def run_job(job: FewShotJob, profile: FewShotProfile, *, data_root=None, model_name: str | None = None):
+    """Train (or not) the row of one job and score it; the result as a JSON-safe dict."""
+    import transformers
+
+    from st_gloss.classifier.heads import LogisticHead, PropagationHead
+    from st_gloss.evaluation.models import load_model
+    from st_gloss.evaluation.report import environment_info
+
+    started = time.perf_counter()
+    transformers.set_seed(job.seed)
+    data, (texts, labels), pool, (test_texts, test_labels) = _load(job, profile, data_root)
+    num_classes = data.num_classes
+    native = None
+    if job.row in ("setfit", "gloss-setfit"):
+        setfit_model = _setfit_train(job.row, texts, labels, profile, job.seed, model_name)
+        body = setfit_model.model_body
+        native = _scores(test_labels, np.asarray(setfit_model.predict(list(test_texts))).astype(int), num_classes)
+    else:
+        body = load_model(model_name, max_seq_length=profile.max_seq_length)
+        if job.row in TRAINED_WITH_ST:
+            body = _st_train(job.row, body, texts, labels, pool, num_classes, profile, job.seed)
+    train_seconds = time.perf_counter() - started
+    x, test_x = _encode(body, texts), _encode(body, test_texts)
+    logistic = LogisticHead(seed=job.seed).fit(x, labels, num_classes)
+    result_scores = {"logistic": _scores(test_labels, logistic.predict(test_x), num_classes)}
+    if job.row.startswith("gloss"):
+        propagation = PropagationHead(seed=job.seed).fit(x, labels, num_classes)
+        native = _scores(test_labels, propagation.predict(test_x), num_classes)
+    if job.row == "label-spreading":
+        from sklearn.semi_supervised import LabelSpreading
+
+        pool_x = _encode(body, pool) if pool else np.zeros((0, x.shape[1]), dtype=np.float32)
+        spreading = LabelSpreading(kernel="knn", n_neighbors=min(10, len(x) + len(pool_x) - 1), max_iter=100)
+        spreading.fit(np.vstack([x, pool_x]), np.concatenate([labels, -np.ones(len(pool_x), dtype=np.int64)]))
+        native = _scores(test_labels, spreading.predict(test_x), num_classes)
+    result_scores["native"] = native
+    return {
+        "status": "finished",
+        "job": asdict(job),
+        "scores": result_scores,
+        "n_labelled": len(texts),
+        "n_pool": len(pool) if job.row in ("gloss+pool", "label-spreading") else 0,
+        "n_test": len(test_texts),
+        "train_seconds": train_seconds,
+        "seconds": time.perf_counter() - started,
+        "profile": asdict(profile),
+        "environment": environment_info(),
+    }
+
+
+def run(jobs: list[FewShotJob], profile: FewShotProfile, results: Path, *, data_root=None,
+        model_name: str | None = None, max_jobs: int | None = None, echo=print) -> int:
+    """Run the jobs whose result file is missing (at most ``max_jobs``); the number run."""
+    from st_gloss.evaluation.report import write_json
+
+    pending = [job for job in jobs if not (results / f"{job.key}.json").exists()]
+    echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run")
+    done = 0
+    for job in pending[:max_jobs] if max_jobs is not None else pending:
+        result = run_job(job, profile, data_root=data_root, model_name=model_name)
+        results.mkdir(parents=True, exist_ok=True)
+        write_json(result, results / f"{job.key}.json")
+        done += 1
+        native = result["scores"]["native"]
+        echo(f"[{done}/{len(pending)}] {job.key}: logistic {result['scores']['logistic']['accuracy']:.4f}"
+             + (f", native {native['accuracy']:.4f}" if native else "") + f" in {result['seconds']:.0f}s")
+    return done
+
+
+def load_results(results: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results.glob("*.json"))]
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def report(results: list[dict[str, Any]], command: str, reference: str = "setfit") -> str:
+    """Markdown: per dataset and budget, every row's accuracy and macro-F1 (mean ± sd over seeds),
+    its native head, the paired difference to ``reference`` over the shared seeds, and time per run."""
+    cells: dict[tuple[str, int, str], dict[int, dict]] = defaultdict(dict)
+    for r in results:
+        job = r["job"]
+        cells[(job["dataset"], job["shots"], job["row"])][job["seed"]] = r
+    lines = ["# Few labels: G-Loss against SetFit", "", f"Command: `{command}`", ""]
+    for dataset in sorted({d for d, _, _ in cells}):
+        for shots in sorted({k for d, k, _ in cells if d == dataset}):
+            lines += [f"### {dataset}, {shots} labelled texts per class", "",
+                      f"| row | accuracy (logistic head) | macro-F1 | native head accuracy | vs {reference}: "
+                      "paired difference (wins) | seconds per run |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            ref = cells.get((dataset, shots, reference), {})
+            for row in ROWS:
+                runs = cells.get((dataset, shots, row))
+                if not runs:
+                    continue
+                acc = [r["scores"]["logistic"]["accuracy"] for r in runs.values()]
+                f1 = [r["scores"]["logistic"]["macro_f1"] for r in runs.values()]
+                native = [r["scores"]["native"]["accuracy"] for r in runs.values() if r["scores"]["native"]]
+                shared = sorted(set(runs) & set(ref))
+                paired = "–"
+                if row != reference and shared:
+                    diffs = [runs[s]["scores"]["logistic"]["accuracy"] - ref[s]["scores"]["logistic"]["accuracy"]
+                             for s in shared]
+                    spread = f" ± {statistics.stdev(diffs):.3f}" if len(diffs) > 1 else ""
+                    paired = f"{statistics.fmean(diffs):+.3f}{spread} ({sum(d > 0 for d in diffs)}/{len(diffs)})"
+                seconds = statistics.fmean(r["seconds"] for r in runs.values())
+                lines.append(f"| {row} | {_mean_sd(acc)} | {_mean_sd(f1)} | {_mean_sd(native)} | {paired} | "
+                             f"{seconds:.0f} |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
+    """Accuracy (logistic head, mean over seeds) against labelled texts per class: a panel per dataset."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    series: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in results:
+        job = r["job"]
+        series[job["dataset"]][job["row"]][job["shots"]].append(r["scores"]["logistic"]["accuracy"])
+    if not series:
+        return None
+    datasets = sorted(series)
+    figure = Figure(figsize=(4.2 * len(datasets), 3.8))
+    FigureCanvasAgg(figure)
+    for number, dataset in enumerate(datasets, start=1):
+        axes = figure.add_subplot(1, len(datasets), number)
+        for row in ROWS:
+            points = sorted(series[dataset].get(row, {}).items())
+            if not points:
+                continue
+            axes.plot([k for k, _ in points], [statistics.fmean(v) for _, v in points], marker="o", label=row,
+                      linewidth=2.4 if row.startswith("gloss") else 1.2,
+                      linestyle="-" if row.startswith(("gloss", "setfit")) else ":")
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("labelled texts per class")
+        axes.set_ylabel("test accuracy (logistic head)")
+        axes.set_title(dataset)
+        axes.grid(alpha=0.3)
+    figure.axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", help="folder of the datasets (default: $ST_GLOSS_DATA)")
+    parser.add_argument("--datasets", help="comma-separated [default: mr,r8,r52]")
+    parser.add_argument("--shots", help="comma-separated labelled texts per class [default: 8,16,64]")
+    parser.add_argument("--seeds", help="comma-separated [default: 0,1,2,3,4]")
+    parser.add_argument("--rows", help=f"comma-separated subset of {','.join(ROWS)}")
+    parser.add_argument("--steps", type=int, help=f"optimizer steps [default: {PROFILE.steps}]")
+    parser.add_argument("--test-size", type=int, help=f"test texts [default: {PROFILE.test_size}]")
+    parser.add_argument("--pool-size", type=int, help=f"unlabelled texts at most [default: {PROFILE.pool_size}]")
+    parser.add_argument("--model", help="model folder (default: the bundled MiniLM)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
+    parser.add_argument("--report", type=Path, default=REPORT, help="the Markdown report")
+    parser.add_argument("--max-jobs", type=int, help="stop after this many jobs (rerun to continue)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report and the plot")
+    args = parser.parse_args(argv)
+
+    def csv(text, kind=str):
+        return None if text is None else tuple(kind(p.strip()) for p in text.split(",") if p.strip())
+
+    changes = {"datasets": csv(args.datasets), "shots": csv(args.shots, int), "seeds": csv(args.seeds, int),
+               "steps": args.steps, "test_size": args.test_size, "pool_size": args.pool_size}
+    profile = replace(PROFILE, **{k: v for k, v in changes.items() if v is not None})
+    rows = csv(args.rows) or ROWS
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        print(f"error: unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}", file=sys.stderr)
+        return 2
+    if not args.report_only:
+        try:
+            run(plan(profile, rows), profile, args.results, data_root=args.data_root, model_name=args.model,
+                max_jobs=args.max_jobs)
+        except KeyboardInterrupt:
+            print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+            return 130
+    results = load_results(args.results)
+    if results:
+        command = "python -m evaluation.benchmarks.few_shot " + " ".join(argv if argv is not None else sys.argv[1:])
+        args.report.write_text(report(results, command), encoding="utf-8")
+        figure = plot(results, args.report.parent / "figures" / f"{args.report.stem}.png")
+        print(f"wrote {args.report}" + (f" and {figure}" if figure else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The few-shot benchmark, end to end on the tiny model: every row, paired subsets, the report and the plot."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from evaluation.benchmarks import few_shot
+
+HAS_SETFIT = importlib.util.find_spec("setfit") is not None
+
+
+def test_the_labelled_subset_depends_on_the_seed_alone():
+    labels = np.repeat([0, 1, 2], [30, 5, 20])
+    a, pool_a = few_shot.draw(labels, 8, 3, 1000)
+    b, pool_b = few_shot.draw(labels, 8, 3, 1000)
+    c, _ = few_shot.draw(labels, 8, 4, 1000)
+    assert np.array_equal(a, b) and np.array_equal(pool_a, pool_b) and not np.array_equal(a, c)
+    assert np.bincount(labels[a]).tolist() == [8, 5, 8]  # all of a class with fewer than 8
+    assert not set(a) & set(pool_a) and len(a) + len(pool_a) == len(labels)
+
+
+@pytest.mark.slow
+def test_every_row_runs_and_the_report_pairs_them(tiny_model_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # SetFit and the trainer must write nothing here either
+    rows = tuple(r for r in few_shot.ROWS if HAS_SETFIT or "setfit" not in r)
+    profile = few_shot.FewShotProfile(datasets=("sample:mr",), shots=(4,), seeds=(0, 1), steps=2, batch_size=8,
+                                      max_seq_length=16, pool_size=24, test_size=20)
+    results = tmp_path / "results"
+    jobs = few_shot.plan(profile, rows)
+    assert few_shot.run(jobs, profile, results, model_name=str(tiny_model_path), echo=lambda line: None) == len(jobs)
+    assert few_shot.run(jobs, profile, results, model_name=str(tiny_model_path), echo=lambda line: None) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+    finished = few_shot.load_results(results)
+    by_key = {(r["job"]["row"], r["job"]["seed"]): r for r in finished}
+    # the zero-shot row's logistic score, recomputed with scikit-learn on the tiny model's embeddings
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    from st_gloss.evaluation.pipeline import load_data
+    from st_gloss.evaluation.splits import stratified_subset
+
+    data = load_data("sample:mr")
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    model.max_seq_length = 16
+    labelled, _ = few_shot.draw(data["train"].labels, 4, 0, 24)
+    test_rows = stratified_subset(data["test"].labels, 20, seed=0)
+    x = model.encode([data["train"].texts[i] for i in labelled], normalize_embeddings=True)
+    test_x = model.encode([data["test"].texts[i] for i in test_rows], normalize_embeddings=True)
+    reference = LogisticRegression(max_iter=1000, random_state=0).fit(x, data["train"].labels[labelled])
+    expected = float(np.mean(reference.predict(test_x) == data["test"].labels[test_rows]))
+    assert by_key[("zero-shot", 0)]["scores"]["logistic"]["accuracy"] == pytest.approx(expected, abs=1e-9)
+    assert by_key[("zero-shot", 0)]["scores"]["native"] is None
+    for row in rows:
+        for seed in (0, 1):
+            result = by_key[(row, seed)]
+            assert result["n_labelled"] == 8 and result["n_test"] == 20
+            assert (result["scores"]["native"] is not None) == (row != "zero-shot" and row not in few_shot.TRAINED_WITH_ST
+                                                               or row.startswith("gloss") or row == "label-spreading")
+    assert by_key[("gloss+pool", 0)]["n_pool"] == 24 and by_key[("gloss", 0)]["n_pool"] == 0
+    text = few_shot.report(finished, "python -m evaluation.benchmarks.few_shot --toy",
+                           reference="setfit" if HAS_SETFIT else "zero-shot")
+    assert "### sample:mr, 4 labelled texts per class" in text
+    for row in rows:
+        assert f"| {row} |" in text
+    assert "(0/2)" in text or "(1/2)" in text or "(2/2)" in text  # a paired difference with its wins
+    assert few_shot.plot(finished, tmp_path / "fig.png").stat().st_size > 5000
