@@ -271,3 +271,24 @@ def test_importing_the_classifier_does_not_import_click_mteb_or_matplotlib():
             "print([m for m in ('click', 'mteb', 'matplotlib', 'faiss') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_propagation_head_balances_class_mass_against_a_skewed_reference_set():
+    """90 references of class 0 spread wide, 10 of class 1 in a tight cluster: the plain kernel
+    average gives class 0 most of the mass everywhere; dividing by the class shares recovers class 1."""
+    from st_gloss.classifier.heads import PropagationHead
+
+    rng = np.random.default_rng(0)
+    major = rng.normal(size=(90, 8))
+    minor = np.array([3.0] + [0.0] * 7) + 0.3 * rng.normal(size=(10, 8))
+    reference = np.vstack([major, minor])
+    labels = np.array([0] * 90 + [1] * 10)
+    queries = np.array([3.0] + [0.0] * 7) + 0.3 * rng.normal(size=(20, 8))  # all class 1
+    plain = PropagationHead(num_neighbors="dense", class_balance=False, sigma=1.0).fit(reference, labels, 2)
+    balanced = PropagationHead(num_neighbors="dense", sigma=1.0).fit(reference, labels, 2)
+    mass = plain.predict_proba(queries)
+    expected = mass / np.array([0.9, 0.1])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(balanced.predict_proba(queries), expected, atol=1e-12)
+    assert (balanced.predict(queries) == 1).mean() > (plain.predict(queries) == 1).mean()
+    assert PropagationHead().options()["class_balance"] is True
