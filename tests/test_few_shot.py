@@ -57,8 +57,8 @@ def test_every_row_runs_and_the_report_pairs_them(tiny_model_path, tmp_path, mon
         for seed in (0, 1):
             result = by_key[(row, seed)]
             assert result["n_labelled"] == 8 and result["n_test"] == 20
-            assert (result["scores"]["native"] is not None) == (row != "zero-shot" and row not in few_shot.TRAINED_WITH_ST
-                                                               or row.startswith("gloss") or row == "label-spreading")
+            has_native = row.startswith(("gloss", "setfit")) or row == "label-spreading"
+            assert (result["scores"]["native"] is not None) == has_native, row
     assert by_key[("gloss+pool", 0)]["n_pool"] == 24 and by_key[("gloss", 0)]["n_pool"] == 0
     text = few_shot.report(finished, "python -m evaluation.benchmarks.few_shot --toy",
                            reference="setfit" if HAS_SETFIT else "zero-shot")

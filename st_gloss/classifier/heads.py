@@ -325,10 +325,15 @@ class PropagationHead(_ReferenceHead):
     1-4 points under it on MR. That is this head.
 
     When it is worth using (the rule): use the ``logistic`` head by default; it was the best or
-    tied in every cell of the table. Use this head when (a) the labelled set changes often:
-    adding reference texts or a new class needs no refit; (b) a prediction should be explained
-    by the reference texts that carried it; or (c) the encoder was fine-tuned with G-Loss, whose
-    training made exactly this kernel average separate the classes (not yet measured here);
+    tied in every cell of the table (balanced labelled sets). On skewed classes with enough
+    reference texts per class this head, with its class mass normalisation, does better: on the
+    ``cpu`` benchmark's R8 it beat the logistic head after every loss; with about 5-11 reference
+    texts per class (R52, Ohsumed) it fell 5-10 points under the kNN vote. Use this head also
+    when (a) the labelled set changes often: adding reference texts or a new class needs no
+    refit; (b) a prediction should be explained by the reference texts that carried it; or (c)
+    the encoder was fine-tuned with G-Loss, whose training made exactly this kernel average
+    separate the classes (on the ``cpu`` benchmark it was not better after G-Loss than after
+    the other losses);
     and keep the reference set under about 100k texts, as predict time grows linearly with it
     (``evaluation/results/classifier_heads_timing.md``).
 

@@ -16,8 +16,10 @@ are implemented here and compared in ``evaluation/benchmarks/classifier_heads.py
   $(I - P_{uu})^{-1} P_{ul} Y_l$ is $P_{ul} Y_l$: the kernel-weighted average of the reference
   labels,
 
-  $$F_{u c} = \frac{\sum_{j \in R} W_{uj} [y_j = c]}{\sum_{j \in R} W_{uj}}, \qquad
-  W_{uj} = \exp\!\big(-\lVert x_u - x_j \rVert^2 / 2\sigma^2\big).$$
+  $$
+  F_{u c} = \frac{\sum_{j \in R} W_{uj} [y_j = c]}{\sum_{j \in R} W_{uj}}, \qquad
+  W_{uj} = \exp\!\big(-\lVert x_u - x_j \rVert^2 / 2\sigma^2\big).
+  $$
 
   A prediction depends on the text alone, not on what else is in the batch.
 - **reference, sparse** (``num_neighbors=k``): the same average over the $k$ nearest reference
