@@ -91,7 +91,8 @@ def _triplet_loss(model):
     return BatchAllTripletLoss(model)
 
 
-def test_evaluator_inside_model_fit(tiny_model, tmp_path):
+def test_evaluator_inside_model_fit(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # model.fit writes ./checkpoints/model: keep the repository clean
     import torch
     from sentence_transformers import InputExample
     from torch.utils.data import DataLoader
