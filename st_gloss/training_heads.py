@@ -43,13 +43,10 @@ def snapshot_linear(loss) -> dict[str, np.ndarray] | None:
         >>> sorted(snapshot_linear(Loss()))
         ['bias', 'weight']
     """
+    from st_gloss.classifier.heads import LinearHead
+
     linear = getattr(loss, "classifier", None)
-    if linear is None:
-        return None
-    weight = linear.weight.detach().to("cpu").double().numpy().copy()
-    bias = (linear.bias.detach().to("cpu").double().numpy().copy() if linear.bias is not None
-            else np.zeros(weight.shape[0]))
-    return {"weight": weight, "bias": bias}
+    return None if linear is None else LinearHead.from_linear(linear).tensors()
 
 
 def fit_heads(model, train_embeddings: np.ndarray, train_labels: np.ndarray, label_names: Sequence, *,

@@ -32,6 +32,7 @@ Run from the repository root (resumable: finished jobs are skipped)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -131,11 +132,18 @@ def draw(labels: np.ndarray, shots: int, seed: int, pool_size: int) -> tuple[np.
     return labelled, pool
 
 
-def _load(job: FewShotJob, profile: FewShotProfile, data_root):
+@functools.lru_cache(maxsize=4)
+def _read(dataset: str, data_root):
+    """A dataset's splits, read once per process (every job of it draws from the same splits)."""
     from st_gloss.evaluation.pipeline import load_data
+
+    return load_data(dataset, data_root=data_root)
+
+
+def _load(job: FewShotJob, profile: FewShotProfile, data_root):
     from st_gloss.evaluation.splits import stratified_subset
 
-    data = load_data(job.dataset, data_root=data_root)
+    data = _read(job.dataset, data_root)
     train, test = data["train"], data["test"]
     labelled, pool = draw(train.labels, job.shots, job.seed, profile.pool_size)
     rows = stratified_subset(test.labels, profile.test_size, seed=0)

@@ -132,13 +132,13 @@ class LabelledTextLoss(nn.Module):
         """Cross-entropy of the linear head's logits (float32 or wider, whatever the autocast dtype)."""
         if self.classifier is None:
             raise ValueError(f"{type(self).__name__} has no classification head: pass num_labels")
-        known = labels >= 0  # texts without a label (-1) have no cross-entropy term
-        logits = self.classifier(embeddings.to(self.classifier.weight.dtype))
-        if not bool(known.all()):
-            if not bool(known.any()):
-                return (logits * 0.0).sum().float()  # nothing to score, still connected to the graph
-            logits, labels = logits[known], labels[known]
-        return F.cross_entropy(logits.float(), labels)
+        logits = self.classifier(embeddings.to(self.classifier.weight.dtype)).float()
+        if not self.accepts_unlabelled:
+            return F.cross_entropy(logits, labels)
+        # Texts without a label (-1) have no term: the mean over the others, without a host sync
+        # (0, still connected to the graph, when every text is unlabelled).
+        total = F.cross_entropy(logits, labels, ignore_index=-1, reduction="sum")
+        return total / (labels >= 0).sum().clamp_min(1)
 
     def with_head(self, name: str, value: Tensor, embeddings: Tensor, labels: Tensor) -> Tensor | dict[str, Tensor]:
         """``value`` alone without a head; else ``{name: lambda * value, "ce": (1 - lambda) * CE}``."""

@@ -359,8 +359,11 @@ class GraphGuidedLoss(LabelledTextLoss):
                 solve_dtype=self._solve_dtype,
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
-            stored = batch_labels_cpu >= 0  # the memory's nodes are labelled: texts without a label stay out
-            self.memory.push(batch.detach()[stored.to(batch.device)], batch_labels_cpu[stored])
+            rows = (batch_labels_cpu >= 0).nonzero().squeeze(1)  # the memory's nodes are labelled ones
+            if rows.numel() == batch_labels_cpu.numel():
+                self.memory.push(batch.detach(), batch_labels_cpu)
+            else:
+                self.memory.push(batch.detach()[rows.to(batch.device)], batch_labels_cpu[rows])
         return self.with_head("graph", graph, embeddings, labels)
 
     @property
@@ -388,11 +391,10 @@ class GraphGuidedLoss(LabelledTextLoss):
         if isinstance(self.sigma, str):
             if self.sigma == "dicm":
                 # The rule reads the class of every node: texts without a label (-1) are left out.
-                if nodes is not None:
-                    known = labels >= 0
-                    if bool((labels[known] != labels[known][0]).sum() == 0):
-                        embeddings, labels = nodes, node_labels
                 known = labels >= 0
+                if nodes is not None and bool((labels[known] != labels[known][0]).sum() == 0):
+                    embeddings, labels = nodes, node_labels
+                    known = labels >= 0
                 embeddings, labels = embeddings[known], labels[known]
             return compute_sigma(self.sigma, embeddings.detach(), labels)
         return float(self.sigma)
