@@ -781,6 +781,7 @@ def graph_loss(
     num_iterations: int = DEFAULT_NUM_ITERATIONS,
     tol: float | None = None,
     solve_dtype: torch.dtype | None = None,
+    unlabelled_weight: float = 0.0,
 ) -> Tensor:
     r"""The G-Loss of one batch: propagate, then score the hidden nodes.
 
@@ -789,7 +790,11 @@ def graph_loss(
     Nodes labelled [`UNLABELLED`][st_gloss.functional.UNLABELLED] (-1) are texts without a label
     (semi-supervised G-Loss): they are hidden nodes of the graph, so labels propagate through
     them and they receive gradients, but they have no loss term of their own; only the hidden
-    nodes with a known label are scored. They must not be in ``labelled_mask``.
+    nodes with a known label are scored. They must not be in ``labelled_mask``. With
+    ``unlabelled_weight`` $\beta > 0$ they get a term of their own, the mean entropy of their
+    propagated distributions (entropy minimisation, Grandvalet & Bengio 2005):
+    $\mathcal{L} = \mathcal{L}_G + \beta\,\frac{1}{|U|}\sum_{i \in U} H(F_i)$, which pushes each
+    text without a label towards one class.
 
     With no hidden node of known label (or no labelled node) there is nothing to score: the result
     is a zero that is still connected to ``embeddings``, so ``backward()`` works. The result has the dtype of the
@@ -808,6 +813,9 @@ def graph_loss(
     """
     labels, labelled_mask = _check_labels_and_mask(embeddings, labels, labelled_mask)
     options = _solver_options(normalization, propagation, graph, num_neighbors, num_iterations, tol, solve_dtype)
+    unlabelled_weight = as_real(unlabelled_weight, "unlabelled_weight", owner="graph_loss")
+    if not 0.0 <= unlabelled_weight < math.inf:
+        raise ValueError(f"graph_loss: unlabelled_weight must be a finite number >= 0, got {unlabelled_weight}")
     out_dtype = torch.promote_types(embeddings.dtype, torch.float32)
     # One host sync per step decides the degenerate cases and checks the embeddings and labels.
     n_labelled, num_bad, low, high, masked_unlabelled, hidden_known = _batch_stats(embeddings, labels, labelled_mask)
@@ -833,11 +841,29 @@ def graph_loss(
     probabilities = _propagate(embeddings, targets, labelled_mask, sigma, num_classes, normalization,
                                num_hidden=labelled_mask.numel() - n_labelled, **options)
     hidden_targets = targets[~labelled_mask]
+    scored = hidden_targets >= 0
+    unlabelled_rows = None
+    if low < 0 and unlabelled_weight > 0:
+        unlabelled_rows = probabilities[~scored]
     if low < 0:  # score the hidden nodes whose label is known
-        scored = hidden_targets >= 0
         probabilities, hidden_targets = probabilities[scored], hidden_targets[scored]
     loss = propagation_nll(probabilities, hidden_targets, class_weights)
+    if unlabelled_rows is not None and unlabelled_rows.shape[0] > 0:
+        loss = loss + unlabelled_weight * propagation_entropy(unlabelled_rows)
     return loss.to(out_dtype)
+
+
+def propagation_entropy(probabilities: Tensor) -> Tensor:
+    r"""Mean entropy of propagated distributions, $-\frac{1}{n}\sum_i \sum_c F_{ic} \log F_{ic}$.
+
+    Probabilities are clamped at $10^{-12}$ inside the log, so a zero entry adds nothing and the
+    gradient stays finite.
+
+    Examples:
+        >>> round(float(propagation_entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))), 4)
+        0.3466
+    """
+    return -(probabilities * probabilities.clamp(min=_LOG_FLOOR, max=1.0).log()).sum(dim=1).mean()
 
 
 def _class_weights_for(class_weights, present: Tensor | None, high: int) -> Tensor:

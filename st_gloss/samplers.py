@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -13,6 +13,23 @@ import torch
 from st_gloss.compat import DefaultBatchSampler
 
 DEFAULT_LABEL_COLUMNS = ["label", "labels", "score"]
+
+
+def default_samples_per_class(batch_size: int, num_classes: int) -> int:
+    """Examples of one class per group when none is given.
+
+    ``batch_size // num_classes`` when a batch has room for two examples of every class, so every
+    class is in every batch (6 classes in batches of 16: groups of 2, all 6 classes per batch);
+    otherwise ``max(4, ceil(batch_size / num_classes))``, so each class in a batch can be scored
+    (52 classes in batches of 32: groups of 4, 8 classes per batch).
+
+    Examples:
+        >>> default_samples_per_class(16, 6), default_samples_per_class(64, 2), default_samples_per_class(32, 52)
+        (2, 32, 4)
+    """
+    if batch_size >= 2 * num_classes:
+        return batch_size // num_classes
+    return max(4, math.ceil(batch_size / num_classes))
 
 
 class ClassBalancedBatchSampler(DefaultBatchSampler):
@@ -27,8 +44,10 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     Two modes:
 
     - ``balanced=False`` (default): every example once per epoch; batches keep the dataset's class
-      frequencies. Use it when classes are roughly balanced (MR, 20NG). A last, smaller batch of
-      one class swaps one example with the batch before, so it can still be scored.
+      frequencies. Use it when classes are roughly balanced (MR, 20NG). Batches are of near-equal
+      size (no small last batch), every class with examples left is in every batch that has room
+      for a group of each, and a last batch of one class swaps one example with the batch before,
+      so it can still be scored.
     - ``balanced=True``: each batch draws its groups from classes chosen uniformly, cycling
       through each class's examples (small classes repeat within an epoch); an epoch has as many
       batches as the dataset has examples divided by the batch size. Use it for skewed classes
@@ -41,12 +60,15 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     Args:
         dataset: a ``datasets.Dataset`` with a label column.
         batch_size: examples per batch (at least 4).
-        drop_last: drop the last, smaller batch of an epoch (``balanced=False`` only).
+        drop_last: make every batch ``batch_size`` long and leave the rest of the epoch out
+            (``balanced=False`` only); by default batches are of near-equal size instead.
         valid_label_columns: candidate names of the label column; the first present is used.
         generator: random generator (seeded with ``seed + epoch`` at every epoch).
         seed: base seed.
-        samples_per_class: examples of one class per group; default ``max(4, ceil(batch_size /
-            number of classes))``, at most ``batch_size // 2`` so that a batch always spans two classes.
+        samples_per_class: examples of one class per group; default
+            [`default_samples_per_class`][st_gloss.samplers.default_samples_per_class] (every class in
+            every batch when the batch has room for two of each), at most ``batch_size // 2`` so
+            that a batch always spans two classes.
         balanced: draw classes uniformly (see above).
 
     Examples:
@@ -98,7 +120,13 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             )
         self.groups = dict(sorted(groups.items(), key=lambda item: str(item[0])))
         if samples_per_class is None:
-            samples_per_class = max(4, math.ceil(batch_size / len(self.groups)))
+            # The batches of a small dataset are smaller than batch_size (near-equal sizes): size the groups for them.
+            count = math.ceil(len(labels) / batch_size)
+            effective = batch_size if drop_last or balanced else math.ceil(len(labels) / count)
+            samples_per_class = default_samples_per_class(max(4, effective), len(self.groups))
+            self._stratified = not (drop_last or balanced) and effective >= 2 * len(self.groups)
+        else:
+            self._stratified = False
         if samples_per_class < 2:
             raise ValueError(f"samples_per_class must be at least 2, got {samples_per_class}")
         self.samples_per_class = min(samples_per_class, batch_size // 2)
@@ -138,33 +166,102 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             if len(pieces) > 1 and len(pieces[-1]) == 1:  # never leave a lone example of a class
                 pieces[-2].extend(pieces.pop())
             queues.append(pieces)
-        batches: list[list[int]] = []
-        while any(queues):
-            batch: list[int] = []
-            used: set[int] = set()
-            while len(batch) < self.batch_size and any(queues):
-                # Prefer classes not yet in this batch; weigh them by the groups they have left,
-                # so that all classes run out together.
-                fresh = [c for c, q in enumerate(queues) if q and c not in used]
-                candidates = fresh or [c for c, q in enumerate(queues) if q]
-                weights = torch.tensor([float(len(queues[c])) for c in candidates])
-                c = candidates[int(torch.multinomial(weights, 1, generator=generator))]
-                group = queues[c].pop(0)
-                room = self.batch_size - len(batch)
-                if len(group) > room:
-                    queues[c].insert(0, group[room:])
-                    group = group[:room]
-                batch.extend(group)
-                used.add(c)
-            batches.append(batch)
-        if len(batches) > 1 and len(batches[-1]) < self.batch_size:
-            if self.drop_last:
-                batches.pop()
-            elif len(batches[-1]) == 1:  # a lone example cannot be scored: it joins the batch before
-                batches[-2].extend(batches.pop())
-            else:
-                self._mix_tail(batches[-2], batches[-1])
+        sizes = self._batch_sizes()
+        if self._stratified:
+            batches = self._stratified_batches(sizes, generator)
+        else:
+            batches = [self._fill(queues, size, generator) for size in sizes]
+        if not self.drop_last and len(batches) > 1:
+            self._mix_tail(batches[-2], batches[-1])
         yield from batches
+
+    def _batch_sizes(self) -> list[int]:
+        """The size of every batch of an epoch: full batches with ``drop_last``; otherwise
+        ``ceil(N / batch_size)`` batches of near-equal size, so that no small last batch holds one
+        or two classes (40 texts in batches of 32 are two batches of 20, not 32 + 8)."""
+        if self.drop_last:
+            return [self.batch_size] * max(1, self.num_examples // self.batch_size)
+        count = math.ceil(self.num_examples / self.batch_size)
+        size, extra = divmod(self.num_examples, count)
+        return [size + 1] * extra + [size] * (count - extra)
+
+    def _stratified_batches(self, sizes: list[int], generator: torch.Generator) -> list[list[int]]:
+        """Batches that each hold a share of every class (when a batch has room for two of each).
+
+        A class with at least two examples per batch puts ``floor(n_c / n)`` of them in every
+        batch and one more in the batches with the most room; a smaller class is cut into pairs
+        (a triple when odd), each in a different batch, the emptiest first.
+        """
+        n = len(sizes)
+        room = list(sizes)
+        batches: list[list[int]] = [[] for _ in sizes]
+        classes = [list(indices) for indices in self.groups.values()]
+        classes = [classes[i] for i in torch.randperm(len(classes), generator=generator).tolist()]
+        classes = [[c[i] for i in torch.randperm(len(c), generator=generator).tolist()] for c in classes]
+
+        def emptiest(exclude=()):
+            order = torch.randperm(n, generator=generator).tolist()  # random among equals
+            return sorted((j for j in order if j not in exclude), key=lambda j: -room[j])
+
+        for examples in (c for c in classes if len(c) < 2 * n):
+            units = [examples[i : i + 2] for i in range(0, len(examples), 2)]
+            if len(units) > 1 and len(units[-1]) == 1:
+                units[-2].extend(units.pop())
+            taken: set[int] = set()
+            for unit in units:
+                j = (emptiest(taken) or emptiest())[0]
+                batches[j].extend(unit)
+                room[j] -= len(unit)
+                taken.add(j)
+        for examples in (c for c in classes if len(c) >= 2 * n):
+            base, extra = divmod(len(examples), n)
+            for j in range(n):
+                batches[j].extend(examples[j * base : (j + 1) * base])
+                room[j] -= base
+            for position, j in enumerate(emptiest()[:extra]):
+                batches[j].append(examples[n * base + position])
+                room[j] -= 1
+        for _ in range(4 * n):  # even out the sizes: move one example of the most repeated class
+            full, light = max(range(n), key=lambda j: len(batches[j])), min(range(n), key=lambda j: len(batches[j]))
+            if len(batches[full]) - len(batches[light]) <= 1:
+                break
+            counts = Counter(self._label_of[i] for i in batches[full])
+            there = {self._label_of[i] for i in batches[light]}
+            movable = [(c not in there, -n_c, str(c)) for c, n_c in counts.items() if n_c >= 3]
+            if not movable:
+                break
+            label = next(c for c in counts if str(c) == min(movable)[2])  # a class the light batch holds first
+            moved = next(i for i in reversed(batches[full]) if self._label_of[i] == label)
+            batches[full].remove(moved)
+            batches[light].append(moved)
+        return batches
+
+    @staticmethod
+    def _fill(queues: list[list[list[int]]], size: int, generator: torch.Generator) -> list[int]:
+        """One batch of ``size`` examples taken as whole groups from the class queues.
+
+        Classes not yet in the batch come first, the one with the most groups left before the
+        others (ties broken at random), so that every class with examples left is in the batch
+        when the batch has room for a group of each, and all classes run out together.
+        """
+        batch: list[int] = []
+        used: set[int] = set()
+        while len(batch) < size and any(queues):
+            fresh = [c for c, q in enumerate(queues) if q and c not in used]
+            candidates = fresh or [c for c, q in enumerate(queues) if q]
+            most = max(len(queues[c]) for c in candidates)
+            tied = [c for c in candidates if len(queues[c]) == most]
+            c = tied[int(torch.randint(len(tied), (1,), generator=generator))]
+            group = queues[c].pop(0)
+            take = size - len(batch)
+            if len(group) > take:
+                if len(group) - take == 1 and c in used and take > 1:
+                    take -= 1  # leave two for the next batch, not a lone example
+                queues[c].insert(0, group[take:])
+                group = group[:take]
+            batch.extend(group)
+            used.add(c)
+        return batch
 
     def _mix_tail(self, previous: list[int], tail: list[int]) -> None:
         """Give a single-class final batch one example of another class from the batch before."""
@@ -191,10 +288,7 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
     def __len__(self) -> int:
         if self.balanced:
             return max(1, self.num_examples // self.batch_size)
-        full, remainder = divmod(self.num_examples, self.batch_size)
-        if self.drop_last or (remainder == 1 and full > 0):
-            return full
-        return full + (remainder > 0)
+        return len(self._batch_sizes())
 
 
 class SemiSupervisedBatchSampler(DefaultBatchSampler):

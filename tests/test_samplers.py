@@ -75,3 +75,39 @@ def test_bad_input_is_refused():
     no_label = Dataset.from_dict({"text": ["a", "b"], "category": [0, 1]})
     with pytest.raises(ValueError, match="no label column"):
         ClassBalancedBatchSampler(no_label, batch_size=4)
+
+
+@pytest.mark.parametrize("counts,batch_size", [([8] * 6, 16), ([8] * 8, 16), ([16] * 8, 16), ([8, 7, 7, 7, 7, 7], 32),
+                                                ([5] * 3, 8), ([30, 30, 30, 30], 32)])
+def test_few_label_batches_hold_every_class_and_have_near_equal_sizes(counts, batch_size):
+    # The few-label gap of issue 13: groups of max(4, B / C) put only B / 4 classes in a batch,
+    # and 43 texts in batches of 32 made a last batch of 11 texts of one or two classes.
+    ds = dataset(counts)
+    sampler = ClassBalancedBatchSampler(ds, batch_size=batch_size, drop_last=False, seed=0)
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == -(-sum(counts) // batch_size)
+        assert sorted(i for b in batches for i in b) == list(range(sum(counts)))
+        sizes = [len(b) for b in batches]
+        assert max(sizes) <= batch_size and max(sizes) - min(sizes) <= 1
+        for batch in batches:
+            per_class = label_counts(ds, batch)
+            assert len(per_class) == len(counts), (epoch, sizes, per_class)
+            assert min(per_class.values()) >= 2
+
+
+def test_drop_last_gives_full_batches_only():
+    ds = dataset([21, 21])
+    sampler = ClassBalancedBatchSampler(ds, batch_size=8, drop_last=True, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 42 // 8
+    assert all(len(b) == 8 for b in batches) and len({i for b in batches for i in b}) == 40
+
+
+def test_default_group_size_fits_every_class_when_the_batch_has_room():
+    from st_gloss.samplers import default_samples_per_class
+
+    assert default_samples_per_class(16, 6) == 2 and default_samples_per_class(16, 8) == 2
+    assert default_samples_per_class(64, 8) == 8 and default_samples_per_class(64, 2) == 32
+    assert default_samples_per_class(32, 52) == 4 and default_samples_per_class(16, 10) == 4

@@ -67,6 +67,47 @@ def test_gradients_reach_the_unlabelled_rows_and_gradcheck_passes(batch):
     assert torch.autograd.gradcheck(lambda e: functional.graph_loss(e, small_labels, small_mask, 0.7), (small,))
 
 
+def test_the_entropy_term_on_unlabelled_nodes_matches_numpy(batch):
+    x, labels, labelled = batch
+    f_u, hidden = numpy_harmonic(x, labels, labelled, 0.7, 3)
+    scored = labels[hidden] >= 0
+    nll = -np.log(f_u[scored, labels[hidden][scored]]).mean()
+    entropy = -(f_u[~scored] * np.log(f_u[~scored])).sum(axis=1).mean()
+    for beta in (0.0, 0.3, 2.0):
+        loss = functional.graph_loss(torch.tensor(x), torch.tensor(labels), torch.tensor(labelled), 0.7,
+                                     unlabelled_weight=beta)
+        assert float(loss) == pytest.approx(nll + beta * entropy, abs=1e-9)
+    # the term moves the unlabelled rows' gradients, and gradcheck still passes
+    small = torch.tensor(x[[0, 1, 3, 4, 8, 9]], requires_grad=True)
+    small_labels = torch.tensor([0, 0, 1, 1, UNLABELLED, UNLABELLED])
+    small_mask = torch.tensor([True, False, True, False, False, False])
+    assert torch.autograd.gradcheck(
+        lambda e: functional.graph_loss(e, small_labels, small_mask, 0.7, unlabelled_weight=0.5), (small,))
+    # without unlabelled nodes the weight changes nothing
+    plain = functional.graph_loss(torch.tensor(x[:8]), torch.tensor(labels[:8]), torch.tensor(labelled[:8]), 0.7)
+    weighted = functional.graph_loss(torch.tensor(x[:8]), torch.tensor(labels[:8]), torch.tensor(labelled[:8]), 0.7,
+                                     unlabelled_weight=5.0)
+    assert float(plain) == float(weighted)
+    for bad in (-0.1, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="unlabelled_weight"):
+            functional.graph_loss(torch.tensor(x), torch.tensor(labels), torch.tensor(labelled), 0.7,
+                                  unlabelled_weight=bad)
+
+
+def test_graph_guided_loss_passes_its_unlabelled_weight(batch, tiny_model):
+    from st_gloss import GraphGuidedLoss
+
+    x, labels, _ = batch
+    model = tiny_model
+    emb, y = torch.tensor(x), torch.tensor(labels)
+    plain = GraphGuidedLoss(model, sigma=0.7, seed=0)
+    weighted = GraphGuidedLoss(model, sigma=0.7, seed=0, unlabelled_weight=1.0)
+    assert weighted.get_config_dict()["unlabelled_weight"] == 1.0
+    assert float(weighted.compute_loss_from_embeddings(emb, y)) > float(plain.compute_loss_from_embeddings(emb, y))
+    with pytest.raises(ValueError, match="unlabelled_weight"):
+        GraphGuidedLoss(model, unlabelled_weight=-1)
+
+
 def test_an_unlabelled_node_in_the_labelled_mask_is_refused(batch):
     x, labels, labelled = batch
     labelled = labelled.copy()

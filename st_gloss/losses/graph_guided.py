@@ -137,6 +137,9 @@ class GraphGuidedLoss(LabelledTextLoss):
             every process. A no-op with one process.
         solve_dtype: ``"float64"``, ``"float32"`` or ``None`` (default: float64 on CPU and CUDA,
             float32 on MPS) for the graph and the solve, whatever the dtype of the embeddings.
+        unlabelled_weight: $\beta$, weight of a term on the texts without a label (-1): the mean
+            entropy of their propagated distributions (entropy minimisation), added to the graph
+            loss. ``0`` (default): they carry labels but have no term of their own.
 
     References:
         - Sharma, Agarwal & Kumar, "G-Loss: Graph-Guided Fine-Tuning of Language Models",
@@ -225,6 +228,7 @@ class GraphGuidedLoss(LabelledTextLoss):
         memory_steps: int = 0,
         gather_across_devices: bool = False,
         solve_dtype: str | None = None,
+        unlabelled_weight: float = 0.0,
     ) -> None:
         super().__init__(
             model,
@@ -259,6 +263,8 @@ class GraphGuidedLoss(LabelledTextLoss):
                 raise ValueError(f"{name}: seed must be an integer or None, got {seed!r}")
             seed = int(seed)
 
+        if not (_is_real(unlabelled_weight) and 0.0 <= float(unlabelled_weight) < math.inf):
+            raise ValueError(f"{name}: unlabelled_weight must be a number >= 0, got {unlabelled_weight!r}")
         if solve_dtype not in (None, "float32", "float64"):
             raise ValueError(f"{name}: solve_dtype must be 'float64', 'float32' or None, got {solve_dtype!r}")
         try:
@@ -281,6 +287,7 @@ class GraphGuidedLoss(LabelledTextLoss):
         self.memory = memory
         self.gather_across_devices = bool(gather_across_devices)
         self.solve_dtype = solve_dtype
+        self.unlabelled_weight = float(unlabelled_weight)
         self._solve_dtype = None if solve_dtype is None else getattr(torch, solve_dtype)
         self._generator: torch.Generator | None = None
         self._warned_degenerate = False
@@ -357,6 +364,7 @@ class GraphGuidedLoss(LabelledTextLoss):
                 num_neighbors=self.num_neighbors,
                 num_iterations=self.num_iterations,
                 solve_dtype=self._solve_dtype,
+                unlabelled_weight=self.unlabelled_weight,
             )
         if self.memory_steps and torch.is_grad_enabled() and getattr(self.model, "training", True):
             rows = (batch_labels_cpu >= 0).nonzero().squeeze(1)  # the memory's nodes are labelled ones
@@ -502,6 +510,7 @@ class GraphGuidedLoss(LabelledTextLoss):
             "memory_steps": self.memory_steps,
             "gather_across_devices": self.gather_across_devices,
             "solve_dtype": self.solve_dtype,
+            "unlabelled_weight": self.unlabelled_weight,
         }
 
     @property
