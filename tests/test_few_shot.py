@@ -67,3 +67,32 @@ def test_every_row_runs_and_the_report_pairs_them(tiny_model_path, tmp_path, mon
         assert f"| {row} |" in text
     assert "(0/2)" in text or "(1/2)" in text or "(2/2)" in text  # a paired difference with its wins
     assert few_shot.plot(finished, tmp_path / "fig.png").stat().st_size > 5000
+
+
+def test_pseudo_labels_take_the_most_confident_pool_texts_of_each_class(monkeypatch):
+    # Texts are points: two labelled clusters, a pool spread between them. The most confident pool
+    # texts of a class are the ones nearest its cluster; each class gets at most `per_class`.
+    points = {f"l0-{i}": [1.0, 0.02 * i] for i in range(4)} | {f"l1-{i}": [0.02 * i, 1.0] for i in range(4)}
+    angles = np.linspace(0.05, np.pi / 2 - 0.05, 9)
+    pool = [f"p{i}" for i in range(9)]
+    points |= {name: [np.cos(a), np.sin(a)] for name, a in zip(pool, angles)}
+    monkeypatch.setattr(few_shot, "_encode", lambda model, texts: np.array([points[t] for t in texts]))
+    texts = [f"l0-{i}" for i in range(4)] + [f"l1-{i}" for i in range(4)]
+    chosen, labels = few_shot.pseudo_labels(None, texts, [0] * 4 + [1] * 4, pool, 2, per_class=3, seed=0)
+    assert sorted(zip(labels, chosen)) == [(0, "p0"), (0, "p1"), (0, "p2"), (1, "p6"), (1, "p7"), (1, "p8")]
+    assert few_shot.pseudo_labels(None, texts, [0] * 4 + [1] * 4, [], 2, per_class=3, seed=0) == ([], [])
+
+
+@pytest.mark.slow
+def test_the_variant_rows_run(tiny_model_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    profile = few_shot.FewShotProfile(datasets=("sample:mr",), shots=(4,), seeds=(0,), steps=2, batch_size=8,
+                                      max_seq_length=16, pool_size=24, test_size=20)
+    jobs = few_shot.plan(profile, few_shot.VARIANT_ROWS)
+    assert few_shot.run(jobs, profile, tmp_path / "results", model_name=str(tiny_model_path),
+                        echo=lambda line: None) == len(jobs)
+    by_row = {r["job"]["row"]: r for r in few_shot.load_results(tmp_path / "results")}
+    assert set(by_row) == set(few_shot.VARIANT_ROWS)
+    assert 0 < by_row["gloss+pseudo"]["pseudo_labels"] <= 8 and by_row["gloss+pseudo"]["n_pool"] == 24
+    assert by_row["gloss+pool@u75"]["n_pool"] == 24 and "pseudo_labels" not in by_row["gloss+pool@knn"]
+    assert "| gloss+pool@entropy |" in few_shot.report(list(by_row.values()), "toy", reference="gloss")

@@ -207,3 +207,20 @@ def test_tutorial_8_classify(tutorial_env, tiny_model_path, capsys):
     expected = float(np.mean(reference.predict(test_x) == np.array(test_labels)))
     assert printed(r"untrained model \+ logistic head: test accuracy (\d\.\d+)", out) == pytest.approx(
         expected, abs=5e-4)
+
+
+@pytest.mark.slow
+def test_tutorial_9_semi_supervised(tutorial_env, capsys):
+    out = run_tutorial("09_semi_supervised.py", capsys)
+    texts, _ = read_split("mr", "train")
+    assert f"24 labelled texts, {len(texts) - 24} unlabelled texts" in out
+    folder = tutorial_env / "tutorial-output"
+    unlabelled = list(csv.DictReader(open(folder / "few-labels" / "unlabelled.csv", encoding="utf-8")))
+    assert list(unlabelled[0]) == ["text"] and len(unlabelled) == len(texts) - 24
+    for run, name, used in ((0, "labelled only", 0), (1, "with unlabelled texts", len(unlabelled))):
+        metrics = json.loads((folder / f"semi-{run}" / "metrics.json").read_text())
+        assert metrics.get("unlabelled", {}).get("texts", 0) == used
+        got = printed(rf"{name} +unlabelled texts used: +{used}; best epoch \d+; "
+                      r"test accuracy \(logistic head\): (\d\.\d+)", out)
+        assert got == pytest.approx(metrics["test"]["head_logistic_accuracy"], abs=5e-4)
+    assert len(re.findall(r"^(negative|positive) +\S", out, flags=re.M)) == 2

@@ -50,8 +50,48 @@ REPORT = Path(__file__).resolve().parents[1] / "results" / "few_shot.md"
 
 ROWS = ("zero-shot", "label-spreading", "setfit", "ce", "supcon", "batch-all-triplet", "gloss", "gloss+pool",
         "gloss-setfit")
-TRAINED_WITH_ST = {"ce": "ce", "supcon": "supcon", "batch-all-triplet": "batch-all-triplet", "gloss": "gloss",
-                   "gloss+pool": "gloss"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a G-Loss row trains: issue 13's candidates for making the unlabelled pool count.
+
+    Attributes:
+        pool: the pool joins the graph as unlabelled nodes (``SemiSupervisedBatchSampler``).
+        unlabelled_fraction: share of a batch given to the pool (``None``: the profile's).
+        loss_options: keyword arguments of `GraphGuidedLoss` on top of the registry's defaults.
+        warmup: share of the steps trained on the labelled texts alone before the pool (or the
+            pseudo-labels) joins; the two phases have a learning-rate schedule each.
+        pseudo_per_class: after the warm-up, this many pool texts per class (``0``: as many as
+            ``shots``) whose propagated label is the most confident (the propagation head on
+            the warmed-up embeddings of the labelled texts; Iscen et al. 2019) join the labelled
+            texts with that label for the rest of the steps; ``None``: no pseudo-labels.
+    """
+
+    pool: bool = False
+    unlabelled_fraction: float | None = None
+    loss_options: tuple[tuple[str, Any], ...] = ()
+    warmup: float = 0.0
+    pseudo_per_class: int | None = None
+
+
+GLOSS_ROWS = {
+    "gloss": Variant(),
+    "gloss+pool": Variant(pool=True),
+    "gloss+pool@knn": Variant(pool=True, loss_options=(("graph", "knn"), ("num_neighbors", 10))),
+    "gloss+pool@u75": Variant(pool=True, unlabelled_fraction=0.75),
+    "gloss+pool@entropy": Variant(pool=True, loss_options=(("unlabelled_weight", 0.1),)),
+    "gloss+pool@warmup": Variant(pool=True, warmup=0.5),
+    "gloss+pseudo": Variant(warmup=0.5, pseudo_per_class=0),
+    "gloss+pool+pseudo": Variant(pool=True, warmup=0.5, pseudo_per_class=0),
+}
+"""The G-Loss rows trained with SentenceTransformerTrainer, by name; those not in `ROWS` are
+variants (``--rows`` runs them; their results go to their own folder with ``--results``)."""
+
+VARIANT_ROWS = tuple(row for row in GLOSS_ROWS if row not in ROWS)
+
+TRAINED_WITH_ST = {"ce": "ce", "supcon": "supcon", "batch-all-triplet": "batch-all-triplet",
+                   **{row: "gloss" for row in GLOSS_ROWS}}
 """Rows trained with SentenceTransformerTrainer -> their registry loss."""
 
 
@@ -79,8 +119,8 @@ class FewShotProfile:
     batch_size: int = 16
     learning_rate: float = 5e-5
     max_seq_length: int = 64
-    pool_size: int = 2000
-    test_size: int = 1000
+    pool_size: int = 1000
+    test_size: int = 500
     unlabelled_fraction: float = 0.5
 
 
@@ -164,32 +204,105 @@ def _encode(model, texts, batch_size=64):
     return encode_texts(model, list(texts), batch_size=batch_size, show_progress_bar=False)
 
 
-def _st_train(row: str, model, texts, labels, pool, num_classes, profile: FewShotProfile, seed: int):
+UNTRAINED_ROWS = ("zero-shot", "label-spreading")
+"""Rows of the untrained body: one model and one cache of its embeddings per process serve every
+seed and budget (the same text always has the same untrained embedding)."""
+
+_UNTRAINED_EMBEDDINGS: dict[tuple, dict[str, np.ndarray]] = {}
+
+
+@functools.lru_cache(maxsize=2)
+def _untrained(model_name, max_seq_length: int):
+    from st_gloss.evaluation.models import load_model
+
+    return load_model(model_name, max_seq_length=max_seq_length)
+
+
+def _untrained_encode(key: tuple, body, texts) -> np.ndarray:
+    """`_encode` through the cache of the untrained body's embeddings: only new texts are encoded."""
+    cache = _UNTRAINED_EMBEDDINGS.setdefault(key, {})
+    missing = [t for t in dict.fromkeys(texts) if t not in cache]
+    if missing:
+        cache.update(zip(missing, _encode(body, missing)))
+    return np.stack([cache[t] for t in texts]) if len(texts) else np.zeros((0, 0), dtype=np.float32)
+
+
+def _st_train(row: str, model, texts, labels, pool, num_classes, profile: FewShotProfile, seed: int, shots: int):
+    from st_gloss.registry import build_loss
+
+    variant = GLOSS_ROWS.get(row)
+    if variant is not None and variant.loss_options:
+        from st_gloss import GraphGuidedLoss
+        from st_gloss.registry import DEFAULT_OPTIONS
+
+        loss = GraphGuidedLoss(model, labelled_fraction=DEFAULT_OPTIONS["labelled_fraction"],
+                               sigma=DEFAULT_OPTIONS["sigma"], **dict(variant.loss_options))
+    else:
+        loss = build_loss(TRAINED_WITH_ST[row], model, num_classes)
+    if hasattr(loss, "calibrate_sigma"):
+        loss.calibrate_sigma(list(texts), seed=seed, show_progress_bar=False)
+    texts, labels = list(texts), [int(y) for y in labels]
+    if variant is None:
+        _trainer_run(model, loss, texts, labels, [], profile, seed, profile.steps)
+        return model, {}
+    warm = round(variant.warmup * profile.steps)
+    info: dict[str, Any] = {}
+    if warm:
+        _trainer_run(model, loss, texts, labels, [], profile, seed, warm)
+    if variant.pseudo_per_class is not None:
+        extra_texts, extra_labels = pseudo_labels(model, texts, labels, pool, num_classes,
+                                                  variant.pseudo_per_class or shots, seed)
+        info["pseudo_labels"] = len(extra_texts)
+        texts, labels = texts + extra_texts, labels + extra_labels
+    _trainer_run(model, loss, texts, labels, list(pool) if variant.pool else [], profile, seed,
+                 profile.steps - warm, variant.unlabelled_fraction)
+    return model, info
+
+
+def _trainer_run(model, loss, texts, labels, pool, profile: FewShotProfile, seed: int, steps: int,
+                 unlabelled_fraction: float | None = None):
+    """``steps`` optimizer steps of ``profile.batch_size`` labelled texts (plus the pool's share)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
 
     from st_gloss.functional import UNLABELLED
-    from st_gloss.registry import build_loss
     from st_gloss.samplers import SemiSupervisedBatchSampler
     from st_gloss.training import training_arguments
 
-    loss = build_loss(TRAINED_WITH_ST[row], model, num_classes)
-    if hasattr(loss, "calibrate_sigma"):
-        loss.calibrate_sigma(list(texts), seed=seed, show_progress_bar=False)
-    batch_size, extra, all_texts, all_labels = profile.batch_size, {}, list(texts), [int(y) for y in labels]
-    if row == "gloss+pool":
-        batch_size = round(profile.batch_size / (1.0 - profile.unlabelled_fraction))
-        extra["batch_sampler"] = SemiSupervisedBatchSampler.with_options(
-            unlabelled_fraction=profile.unlabelled_fraction)
-        all_texts += list(pool)
-        all_labels += [UNLABELLED] * len(pool)
-    dataset = Dataset.from_dict({"text": all_texts, "label": all_labels})
+    batch_size, extra = profile.batch_size, {}
+    if pool:
+        fraction = profile.unlabelled_fraction if unlabelled_fraction is None else unlabelled_fraction
+        batch_size = round(profile.batch_size / (1.0 - fraction))
+        extra["batch_sampler"] = SemiSupervisedBatchSampler.with_options(unlabelled_fraction=fraction)
+    dataset = Dataset.from_dict({"text": texts + list(pool), "label": labels + [UNLABELLED] * len(pool)})
     with tempfile.TemporaryDirectory(prefix="st-gloss-few-shot-") as scratch:
         args = training_arguments(scratch, epochs=1, batch_size=batch_size, learning_rate=profile.learning_rate,
                                   warmup_ratio=0.1, seed=seed, show_progress_bar=False, save_strategy="no",
-                                  max_steps=profile.steps, **extra)
+                                  max_steps=steps, **extra)
         SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
-    return model
+
+
+def pseudo_labels(model, texts, labels, pool, num_classes: int, per_class: int, seed: int):
+    """The ``per_class`` most confident pool texts of each class under the propagation head.
+
+    The head propagates each pool text against the labelled texts (class mass normalised), so a
+    class central in the pool does not take every pseudo-label; each class gets at most
+    ``per_class`` texts, those predicted as it with the highest probability.
+    """
+    from st_gloss.classifier.heads import PropagationHead
+
+    if not pool:
+        return [], []
+    head = PropagationHead(seed=seed).fit(_encode(model, texts), np.asarray(labels), num_classes)
+    proba = head.predict_proba(_encode(model, pool))
+    predicted, confidence = proba.argmax(axis=1), proba.max(axis=1)
+    chosen_texts, chosen_labels = [], []
+    for c in range(num_classes):
+        rows = np.flatnonzero(predicted == c)
+        for i in rows[np.argsort(-confidence[rows], kind="stable")][:per_class]:
+            chosen_texts.append(pool[i])
+            chosen_labels.append(c)
+    return chosen_texts, chosen_labels
 
 
 def _setfit_train(row: str, texts, labels, profile: FewShotProfile, seed: int, model_name):
@@ -227,17 +340,20 @@ def run_job(job: FewShotJob, profile: FewShotProfile, *, data_root=None, model_n
     transformers.set_seed(job.seed)
     data, (texts, labels), pool, (test_texts, test_labels) = _load(job, profile, data_root)
     num_classes = data.num_classes
-    native = None
+    native, info = None, {}
     if job.row in ("setfit", "gloss-setfit"):
         setfit_model = _setfit_train(job.row, texts, labels, profile, job.seed, model_name)
         body = setfit_model.model_body
         native = _scores(test_labels, np.asarray(setfit_model.predict(list(test_texts))).astype(int), num_classes)
     else:
-        body = load_model(model_name, max_seq_length=profile.max_seq_length)
+        body = (_untrained(model_name, profile.max_seq_length) if job.row in UNTRAINED_ROWS
+                else load_model(model_name, max_seq_length=profile.max_seq_length))
         if job.row in TRAINED_WITH_ST:
-            body = _st_train(job.row, body, texts, labels, pool, num_classes, profile, job.seed)
+            body, info = _st_train(job.row, body, texts, labels, pool, num_classes, profile, job.seed, job.shots)
     train_seconds = time.perf_counter() - started
-    x, test_x = _encode(body, texts), _encode(body, test_texts)
+    encode = functools.partial(_untrained_encode, (model_name, profile.max_seq_length)) \
+        if job.row in UNTRAINED_ROWS else _encode
+    x, test_x = encode(body, texts), encode(body, test_texts)
     logistic = LogisticHead(seed=job.seed).fit(x, labels, num_classes)
     result_scores = {"logistic": _scores(test_labels, logistic.predict(test_x), num_classes)}
     if job.row.startswith("gloss"):
@@ -246,7 +362,7 @@ def run_job(job: FewShotJob, profile: FewShotProfile, *, data_root=None, model_n
     if job.row == "label-spreading":
         from sklearn.semi_supervised import LabelSpreading
 
-        pool_x = _encode(body, pool) if pool else np.zeros((0, x.shape[1]), dtype=np.float32)
+        pool_x = encode(body, pool) if pool else np.zeros((0, x.shape[1]), dtype=np.float32)
         spreading = LabelSpreading(kernel="knn", n_neighbors=min(10, len(x) + len(pool_x) - 1), max_iter=100)
         spreading.fit(np.vstack([x, pool_x]), np.concatenate([labels, -np.ones(len(pool_x), dtype=np.int64)]))
         native = _scores(test_labels, spreading.predict(test_x), num_classes)
@@ -256,7 +372,9 @@ def run_job(job: FewShotJob, profile: FewShotProfile, *, data_root=None, model_n
         "job": asdict(job),
         "scores": result_scores,
         "n_labelled": len(texts),
-        "n_pool": len(pool) if job.row in ("gloss+pool", "label-spreading") else 0,
+        "n_pool": len(pool) if job.row == "label-spreading" or (job.row in GLOSS_ROWS and (
+            GLOSS_ROWS[job.row].pool or GLOSS_ROWS[job.row].pseudo_per_class is not None)) else 0,
+        **info,
         "n_test": len(test_texts),
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - started,
@@ -311,7 +429,7 @@ def report(results: list[dict[str, Any]], command: str, reference: str = "setfit
                       "paired difference (wins) | seconds per run |",
                       "|---|---:|---:|---:|---:|---:|"]
             ref = cells.get((dataset, shots, reference), {})
-            for row in ROWS:
+            for row in (*ROWS, *VARIANT_ROWS):
                 runs = cells.get((dataset, shots, row))
                 if not runs:
                     continue
@@ -348,7 +466,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
     FigureCanvasAgg(figure)
     for number, dataset in enumerate(datasets, start=1):
         axes = figure.add_subplot(1, len(datasets), number)
-        for row in ROWS:
+        for row in (*ROWS, *VARIANT_ROWS):
             points = sorted(series[dataset].get(row, {}).items())
             if not points:
                 continue
@@ -373,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", help="comma-separated [default: mr,r8,r52]")
     parser.add_argument("--shots", help="comma-separated labelled texts per class [default: 8,16,64]")
     parser.add_argument("--seeds", help="comma-separated [default: 0,1,2,3,4]")
-    parser.add_argument("--rows", help=f"comma-separated subset of {','.join(ROWS)}")
+    parser.add_argument("--rows", help=f"comma-separated rows [default: {','.join(ROWS)}; variants: "
+                        f"{','.join(VARIANT_ROWS)}]")
     parser.add_argument("--steps", type=int, help=f"optimizer steps [default: {PROFILE.steps}]")
     parser.add_argument("--test-size", type=int, help=f"test texts [default: {PROFILE.test_size}]")
     parser.add_argument("--pool-size", type=int, help=f"unlabelled texts at most [default: {PROFILE.pool_size}]")
@@ -382,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=REPORT, help="the Markdown report")
     parser.add_argument("--max-jobs", type=int, help="stop after this many jobs (rerun to continue)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report and the plot")
+    parser.add_argument("--reference", default="setfit", help="the row of the paired differences [default: setfit]")
     args = parser.parse_args(argv)
 
     def csv(text, kind=str):
@@ -391,9 +511,10 @@ def main(argv: list[str] | None = None) -> int:
                "steps": args.steps, "test_size": args.test_size, "pool_size": args.pool_size}
     profile = replace(PROFILE, **{k: v for k, v in changes.items() if v is not None})
     rows = csv(args.rows) or ROWS
-    unknown = sorted(set(rows) - set(ROWS))
+    unknown = sorted(set(rows) - set(ROWS) - set(VARIANT_ROWS))
     if unknown:
-        print(f"error: unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}", file=sys.stderr)
+        print(f"error: unknown row(s) {', '.join(unknown)}; choose from {', '.join((*ROWS, *VARIANT_ROWS))}",
+              file=sys.stderr)
         return 2
     if not args.report_only:
         try:
@@ -405,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     results = load_results(args.results)
     if results:
         command = "python -m evaluation.benchmarks.few_shot " + " ".join(argv if argv is not None else sys.argv[1:])
-        args.report.write_text(report(results, command), encoding="utf-8")
+        args.report.write_text(report(results, command, reference=args.reference), encoding="utf-8")
         figure = plot(results, args.report.parent / "figures" / f"{args.report.stem}.png")
         print(f"wrote {args.report}" + (f" and {figure}" if figure else ""))
     return 0
