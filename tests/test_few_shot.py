@@ -96,3 +96,17 @@ def test_the_variant_rows_run(tiny_model_path, tmp_path, monkeypatch):
     assert 0 < by_row["gloss+pseudo"]["pseudo_labels"] <= 8 and by_row["gloss+pseudo"]["n_pool"] == 24
     assert by_row["gloss+pool@u75"]["n_pool"] == 24 and "pseudo_labels" not in by_row["gloss+pool@knn"]
     assert "| gloss+pool@entropy |" in few_shot.report(list(by_row.values()), "toy", reference="gloss")
+
+
+def test_resuming_with_another_budget_is_refused(tmp_path):
+    import json
+
+    profile = few_shot.FewShotProfile(datasets=("sample:mr",), shots=(4,), seeds=(0,), steps=2)
+    job = few_shot.plan(profile, ("zero-shot",))[0]
+    (tmp_path / f"{job.key}.json").write_text(json.dumps({"profile": {**few_shot.asdict(profile), "steps": 3}}))
+    with pytest.raises(ValueError, match="steps 3 here, 2 now"):
+        few_shot.run([job], profile, tmp_path, echo=lambda line: None)
+    # another seed or dataset list is not another budget: the finished job is skipped
+    wider = few_shot.replace(profile, seeds=(0, 1))
+    (tmp_path / f"{job.key}.json").write_text(json.dumps({"profile": few_shot.asdict(wider)}))
+    assert few_shot.run([job], profile, tmp_path, echo=lambda line: None) == 0

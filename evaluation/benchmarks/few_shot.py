@@ -399,6 +399,13 @@ def run(jobs: list[FewShotJob], profile: FewShotProfile, results: Path, *, data_
     """Run the jobs whose result file is missing (at most ``max_jobs``); the number run."""
     from st_gloss.evaluation.report import write_json
 
+    budget = _budget(asdict(profile))
+    for job in jobs:
+        path = results / f"{job.key}.json"
+        if path.exists() and _budget(json.loads(path.read_text(encoding="utf-8")).get("profile", {})) != budget:
+            raise ValueError(
+                f"{path} was made with another budget ({_budget_diff(path, budget)}); resuming would mix "
+                "budgets in one table: pass another --results folder, or move the old results away")
     pending = [job for job in jobs if not (results / f"{job.key}.json").exists()]
     echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run")
     done = 0
@@ -411,6 +418,16 @@ def run(jobs: list[FewShotJob], profile: FewShotProfile, results: Path, *, data_
         echo(f"[{done}/{len(pending)}] {job.key}: logistic {result['scores']['logistic']['accuracy']:.4f}"
              + (f", native {native['accuracy']:.4f}" if native else "") + f" in {result['seconds']:.0f}s")
     return done
+
+
+def _budget(profile: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a profile that change a job's result (not which jobs run)."""
+    return {k: v for k, v in profile.items() if k not in ("datasets", "shots", "seeds")}
+
+
+def _budget_diff(path: Path, budget: dict[str, Any]) -> str:
+    old = _budget(json.loads(path.read_text(encoding="utf-8")).get("profile", {}))
+    return ", ".join(f"{k} {old.get(k)!r} here, {v!r} now" for k, v in budget.items() if old.get(k) != v)
 
 
 def load_results(results: Path) -> list[dict[str, Any]]:
@@ -531,12 +548,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run(plan(profile, rows), profile, args.results, data_root=args.data_root, model_name=args.model,
                 max_jobs=args.max_jobs)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
             return 130
     results = load_results(args.results)
     if results:
-        command = "python -m evaluation.benchmarks.few_shot " + " ".join(argv if argv is not None else sys.argv[1:])
+        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report-only"]
+        command = "python -m evaluation.benchmarks.few_shot " + " ".join(given)  # the run, not the rewrite
         args.report.write_text(report(results, command, reference=args.reference), encoding="utf-8")
         figure = plot(results, args.report.parent / "figures" / f"{args.report.stem}.png")
         print(f"wrote {args.report}" + (f" and {figure}" if figure else ""))
