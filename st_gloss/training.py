@@ -367,9 +367,20 @@ def prepare_data(config: TrainConfig, echo: Callable[[str], None] = print):
             f"the validation split has {len(splits['val'])} texts for {val_classes} classes; the silhouette needs "
             "more texts than classes: add a val.csv, raise --val-fraction or use more data"
         )
+    if len(splits["val"]) < SMALL_VALIDATION:
+        notes.append(
+            f"warning: the validation split has {len(splits['val'])} texts, so its score moves in steps of "
+            f"{1 / len(splits['val']):.0%} and the best epoch is picked on noise as much as on skill (ties keep "
+            "the earlier epoch); with few labels, add a val.csv of more texts or budget a fixed number of "
+            "epochs and read the test score"
+        )
     for note in notes:
         echo(note)
     return LabelledData(data.name, data.source, splits, list(data.label_names), dict(data.metadata), notes)
+
+
+SMALL_VALIDATION = 50
+"""Below this many validation texts `prepare_data` warns that the epoch selection is noisy."""
 
 
 _FLOAT_OPTIONS = {  # field -> (flag, lowest, highest, open at the low end, open at the high end)

@@ -132,3 +132,16 @@ def test_the_training_output_loads_as_a_setfit_model(trained, tiny_data):
     texts, labels = _rows(tiny_data / "train.csv")
     model.model_head.fit(model.model_body.encode(texts), labels)
     assert len(model.predict(texts[:3])) == 3
+
+
+def test_a_tiny_validation_split_is_flagged(tmp_path):
+    from st_gloss.training import SMALL_VALIDATION, TrainConfig, prepare_data
+
+    lines = []
+    data = prepare_data(TrainConfig("sample:mr", "gloss", str(tmp_path / "out"), val_fraction=0.1), echo=lines.append)
+    assert len(data["val"]) == 30 < SMALL_VALIDATION
+    assert any(line.startswith("warning: the validation split has 30 texts, so its score moves in steps of 3%")
+               for line in lines)
+    lines.clear()
+    prepare_data(TrainConfig("sample:mr", "gloss", str(tmp_path / "out"), val_fraction=0.2), echo=lines.append)
+    assert not any(line.startswith("warning") for line in lines)  # 60 validation texts
