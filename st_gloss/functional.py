@@ -841,11 +841,11 @@ def graph_loss(
     probabilities = _propagate(embeddings, targets, labelled_mask, sigma, num_classes, normalization,
                                num_hidden=labelled_mask.numel() - n_labelled, **options)
     hidden_targets = targets[~labelled_mask]
-    scored = hidden_targets >= 0
     unlabelled_rows = None
-    if low < 0 and unlabelled_weight > 0:
-        unlabelled_rows = probabilities[~scored]
     if low < 0:  # score the hidden nodes whose label is known
+        scored = hidden_targets >= 0
+        if unlabelled_weight > 0:
+            unlabelled_rows = probabilities[~scored]
         probabilities, hidden_targets = probabilities[scored], hidden_targets[scored]
     loss = propagation_nll(probabilities, hidden_targets, class_weights)
     if unlabelled_rows is not None and unlabelled_rows.shape[0] > 0:

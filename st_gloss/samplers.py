@@ -119,19 +119,17 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
                 f"ClassBalancedBatchSampler needs at least two classes in the dataset, found {len(groups)}"
             )
         self.groups = dict(sorted(groups.items(), key=lambda item: str(item[0])))
+        self.balanced = balanced
+        self.num_examples = len(labels)
+        self._stratified = False
         if samples_per_class is None:
             # The batches of a small dataset are smaller than batch_size (near-equal sizes): size the groups for them.
-            count = math.ceil(len(labels) / batch_size)
-            effective = batch_size if drop_last or balanced else math.ceil(len(labels) / count)
+            effective = batch_size if drop_last or balanced else max(self._batch_sizes())
             samples_per_class = default_samples_per_class(max(4, effective), len(self.groups))
             self._stratified = not (drop_last or balanced) and effective >= 2 * len(self.groups)
-        else:
-            self._stratified = False
         if samples_per_class < 2:
             raise ValueError(f"samples_per_class must be at least 2, got {samples_per_class}")
         self.samples_per_class = min(samples_per_class, batch_size // 2)
-        self.balanced = balanced
-        self.num_examples = len(labels)
         self._label_of = labels
 
     @classmethod
@@ -227,10 +225,11 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
                 break
             counts = Counter(self._label_of[i] for i in batches[full])
             there = {self._label_of[i] for i in batches[light]}
-            movable = [(c not in there, -n_c, str(c)) for c, n_c in counts.items() if n_c >= 3]
-            if not movable:
+            # a class with three or more here, one the light batch holds first, the most repeated next
+            label = min((c for c, n_c in counts.items() if n_c >= 3), default=None,
+                        key=lambda c: (c not in there, -counts[c], str(c)))
+            if label is None:
                 break
-            label = next(c for c in counts if str(c) == min(movable)[2])  # a class the light batch holds first
             moved = next(i for i in reversed(batches[full]) if self._label_of[i] == label)
             batches[full].remove(moved)
             batches[light].append(moved)

@@ -94,7 +94,7 @@ def test_the_variant_rows_run(tiny_model_path, tmp_path, monkeypatch):
     by_row = {r["job"]["row"]: r for r in few_shot.load_results(tmp_path / "results")}
     assert set(by_row) == set(few_shot.VARIANT_ROWS)
     assert 0 < by_row["gloss+pseudo"]["pseudo_labels"] <= 8 and by_row["gloss+pseudo"]["n_pool"] == 24
-    assert by_row["gloss+pool@u75"]["n_pool"] == 24 and "pseudo_labels" not in by_row["gloss+pool@knn"]
+    assert by_row["gloss+pool@u75"]["n_pool"] == 24 and "pseudo_labels" not in by_row["gloss+pool@entropy"]
     assert "| gloss+pool@entropy |" in few_shot.report(list(by_row.values()), "toy", reference="gloss")
 
 

@@ -80,6 +80,11 @@ class Variant:
     warmup: float = 0.0
     pseudo_per_class: int | None = None
 
+    @property
+    def reads_pool(self) -> bool:
+        """The row sees the pool: as graph nodes, or to draw pseudo-labels from."""
+        return self.pool or self.pseudo_per_class is not None
+
 
 GLOSS_ROWS = {
     "gloss": Variant(),
@@ -95,6 +100,7 @@ GLOSS_ROWS = {
 variants (``--rows`` runs them; their results go to their own folder with ``--results``)."""
 
 VARIANT_ROWS = tuple(row for row in GLOSS_ROWS if row not in ROWS)
+ALL_ROWS = (*ROWS, *VARIANT_ROWS)
 
 TRAINED_WITH_ST = {"ce": "ce", "supcon": "supcon", "batch-all-triplet": "batch-all-triplet",
                    **{row: "gloss" for row in GLOSS_ROWS}}
@@ -241,8 +247,8 @@ def _untrained_encode(key: tuple, body, texts) -> np.ndarray:
 def _st_train(row: str, model, texts, labels, pool, num_classes, profile: FewShotProfile, seed: int, shots: int):
     from st_gloss.registry import build_loss
 
-    variant = GLOSS_ROWS.get(row)
-    if variant is not None and variant.loss_options:
+    variant = GLOSS_ROWS.get(row, Variant())  # the other losses: one plain run
+    if variant.loss_options:
         from st_gloss import GraphGuidedLoss
         from st_gloss.registry import DEFAULT_OPTIONS
 
@@ -253,9 +259,6 @@ def _st_train(row: str, model, texts, labels, pool, num_classes, profile: FewSho
     if hasattr(loss, "calibrate_sigma"):
         loss.calibrate_sigma(list(texts), seed=seed, show_progress_bar=False)
     texts, labels = list(texts), [int(y) for y in labels]
-    if variant is None:
-        _trainer_run(model, loss, texts, labels, [], profile, seed, profile.steps)
-        return model, {}
     warm = round(variant.warmup * profile.steps)
     info: dict[str, Any] = {}
     if warm:
@@ -383,8 +386,7 @@ def run_job(job: FewShotJob, profile: FewShotProfile, *, data_root=None, model_n
         "job": asdict(job),
         "scores": result_scores,
         "n_labelled": len(texts),
-        "n_pool": len(pool) if job.row == "label-spreading" or (job.row in GLOSS_ROWS and (
-            GLOSS_ROWS[job.row].pool or GLOSS_ROWS[job.row].pseudo_per_class is not None)) else 0,
+        "n_pool": len(pool) if job.row == "label-spreading" or GLOSS_ROWS.get(job.row, Variant()).reads_pool else 0,
         **info,
         "n_test": len(test_texts),
         "train_seconds": train_seconds,
@@ -402,9 +404,13 @@ def run(jobs: list[FewShotJob], profile: FewShotProfile, results: Path, *, data_
     budget = _budget(asdict(profile))
     for job in jobs:
         path = results / f"{job.key}.json"
-        if path.exists() and _budget(json.loads(path.read_text(encoding="utf-8")).get("profile", {})) != budget:
+        if not path.exists():
+            continue
+        old = _budget(json.loads(path.read_text(encoding="utf-8")).get("profile", {}))
+        if old != budget:
+            changed = ", ".join(f"{k} {old.get(k)!r} here, {v!r} now" for k, v in budget.items() if old.get(k) != v)
             raise ValueError(
-                f"{path} was made with another budget ({_budget_diff(path, budget)}); resuming would mix "
+                f"{path} was made with another budget ({changed}); resuming would mix "
                 "budgets in one table: pass another --results folder, or move the old results away")
     pending = [job for job in jobs if not (results / f"{job.key}.json").exists()]
     echo(f"{len(jobs) - len(pending)} of {len(jobs)} jobs finished already; {len(pending)} to run")
@@ -423,11 +429,6 @@ def run(jobs: list[FewShotJob], profile: FewShotProfile, results: Path, *, data_
 def _budget(profile: dict[str, Any]) -> dict[str, Any]:
     """The parts of a profile that change a job's result (not which jobs run)."""
     return {k: v for k, v in profile.items() if k not in ("datasets", "shots", "seeds")}
-
-
-def _budget_diff(path: Path, budget: dict[str, Any]) -> str:
-    old = _budget(json.loads(path.read_text(encoding="utf-8")).get("profile", {}))
-    return ", ".join(f"{k} {old.get(k)!r} here, {v!r} now" for k, v in budget.items() if old.get(k) != v)
 
 
 def load_results(results: Path) -> list[dict[str, Any]]:
@@ -457,7 +458,7 @@ def report(results: list[dict[str, Any]], command: str, reference: str = "setfit
                       "paired difference (wins) | seconds per run |",
                       "|---|---:|---:|---:|---:|---:|"]
             ref = cells.get((dataset, shots, reference), {})
-            for row in (*ROWS, *VARIANT_ROWS):
+            for row in ALL_ROWS:
                 runs = cells.get((dataset, shots, row))
                 if not runs:
                     continue
@@ -494,7 +495,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
     FigureCanvasAgg(figure)
     for number, dataset in enumerate(datasets, start=1):
         axes = figure.add_subplot(1, len(datasets), number)
-        for row in (*ROWS, *VARIANT_ROWS):
+        for row in ALL_ROWS:
             points = sorted(series[dataset].get(row, {}).items())
             if not points:
                 continue
@@ -539,9 +540,9 @@ def main(argv: list[str] | None = None) -> int:
                "steps": args.steps, "test_size": args.test_size, "pool_size": args.pool_size}
     profile = replace(PROFILE, **{k: v for k, v in changes.items() if v is not None})
     rows = csv(args.rows) or ROWS
-    unknown = sorted(set(rows) - set(ROWS) - set(VARIANT_ROWS))
+    unknown = sorted(set(rows) - set(ALL_ROWS))
     if unknown:
-        print(f"error: unknown row(s) {', '.join(unknown)}; choose from {', '.join((*ROWS, *VARIANT_ROWS))}",
+        print(f"error: unknown row(s) {', '.join(unknown)}; choose from {', '.join(ALL_ROWS)}",
               file=sys.stderr)
         return 2
     if not args.report_only:
