@@ -251,3 +251,68 @@ def test_cli_bad_index_options_exit_2(tiny_model_path, extra, message):
     result = _invoke(tiny_model_path, "--data", R8_SAMPLE, "--metrics", "knn", "--no-progress", *extra)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+# Without faiss (an image with PyTorch only): exact search in numpy, the same answers.
+
+
+@pytest.fixture
+def no_faiss(monkeypatch):
+    monkeypatch.setattr(index_module, "faiss_available", lambda: False)
+
+
+def test_numpy_flat_index_matches_faiss_and_a_sorted_matrix(no_faiss):
+    import faiss
+
+    x = _clustered(600, seed=3)[0]
+    queries = _clustered(50, seed=4)[0]
+    built = build_index(x, "flat")
+    assert built.params == {"backend": "numpy"} and built.index.ntotal == 600
+    sims, ids = built.search(queries, 7)
+    reference = faiss.IndexFlatIP(x.shape[1])
+    reference.add(x)
+    faiss_sims, faiss_ids = reference.search(queries, 7)
+    np.testing.assert_array_equal(ids, faiss_ids)
+    np.testing.assert_allclose(sims, faiss_sims, atol=1e-5)
+    full = queries.astype(np.float64) @ x.astype(np.float64).T
+    np.testing.assert_array_equal(ids, np.argsort(-full, axis=1, kind="stable")[:, :7])
+
+
+def test_numpy_exact_search_in_chunks_and_past_the_end(no_faiss):
+    x = _clustered(300, seed=5)[0]
+    queries = x[:20]
+    sims, ids = exact_search(x, queries, 5, chunk_size=64)
+    full = queries @ x.T
+    np.testing.assert_array_equal(ids, np.argsort(-full, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(sims, np.sort(full, axis=1)[:, ::-1][:, :5], atol=1e-6)
+    sims, ids = exact_search(x[:3], queries, 5)  # k above the number of vectors: faiss's -1 places
+    assert (ids[:, 3:] == -1).all() and (sims[:, 3:] < -1e38).all() and (ids[:, :3] >= 0).all()
+
+
+def test_numpy_ties_go_to_the_lower_id(no_faiss):
+    x = np.array([[0, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float32)
+    _, ids = build_index(x, "flat").search(np.array([[1, 0]], dtype=np.float32), 2)
+    assert ids.tolist() == [[1, 2]]
+    _, ids = exact_search(x, np.array([[1, 0]], dtype=np.float32), 2, chunk_size=2)
+    assert ids.tolist() == [[1, 2]]
+
+
+def test_knn_classify_without_faiss_gives_the_faiss_result(no_faiss, monkeypatch):
+    x, y = _clustered(400, seed=6)
+    q, qy = _clustered(100, seed=7)
+    without = knn_classify(x, y, q, qy, k=5)
+    monkeypatch.setattr(index_module, "faiss_available", lambda: True)
+    with_faiss = knn_classify(x, y, q, qy, k=5)
+    assert without.accuracy == with_faiss.accuracy and without.macro_f1 == with_faiss.macro_f1
+
+
+def test_approximate_index_without_faiss_is_a_clear_error(no_faiss, monkeypatch):
+    x = _clustered(200)[0]
+    for kind in ("ivf", "hnsw"):
+        with pytest.raises(InputError, match="needs faiss.*pip install faiss-cpu"):
+            build_index(x, kind)
+    monkeypatch.setattr(index_module, "AUTO_FLAT_MAX_VECTORS", 10)
+    monkeypatch.setattr(index_module, "AUTO_FLAT_MAX_PAIRS", 10)
+    assert resolve_kind("auto", 200, 200) == "hnsw"
+    built = build_index(x, "auto", n_queries=200)  # auto stays exact and says why
+    assert built.kind == "flat" and "faiss is not installed" in built.notes[0]

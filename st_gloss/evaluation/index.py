@@ -30,6 +30,11 @@ vector) pairs; then it uses HNSW. Measured in ``evaluation/results/knn_index_rec
 
 For IVF and HNSW, the recall against exact search is measured on a seeded sample of queries
 and reported with the result.
+
+Without faiss (an image that carries only PyTorch, say), exact search still works: a flat index
+and `exact_search` fall back to `NumpyFlatIndex`, the same inner products in numpy, best first,
+ties to the lower id as in faiss; ``"auto"`` then searches exactly whatever the size, and asking
+for ``"ivf"`` or ``"hnsw"`` is an `InputError` that names the package to install.
 """
 
 from __future__ import annotations
@@ -78,6 +83,78 @@ LOW_RECALL = 0.95
 """Below this recall against exact search, kNN warns and names the option that raises it."""
 
 Prepare = Callable[[np.ndarray], np.ndarray]
+
+
+def faiss_available() -> bool:
+    """Whether ``faiss`` can be imported (it is a dependency; an image may still lack it)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class NumpyFlatIndex:
+    """Exact inner-product search in numpy, for where faiss is missing (``IndexFlatIP``'s API).
+
+    Rows are kept as float32 and scored with one matrix product per chunk of queries; results
+    are best first, ties to the lower id.
+
+    Examples:
+        >>> index = NumpyFlatIndex(2)
+        >>> index.add(np.array([[1, 0], [0, 1], [1, 0]], dtype="float32"))
+        >>> sims, ids = index.search(np.array([[1, 0]], dtype="float32"), 2)
+        >>> ids.tolist(), sims.tolist(), index.ntotal
+        ([[0, 2]], [[1.0, 1.0]], 3)
+    """
+
+    def __init__(self, dim: int, *, query_chunk: int = 4096):
+        self.dim = int(dim)
+        self._parts: list[np.ndarray] = []
+        self._rows: np.ndarray | None = None
+        self.query_chunk = query_chunk
+
+    @property
+    def ntotal(self) -> int:
+        return int(sum(len(part) for part in self._parts))
+
+    def add(self, rows: np.ndarray) -> None:
+        self._parts.append(np.ascontiguousarray(rows, dtype=np.float32))
+        self._rows = None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._rows is None:
+            self._rows = np.concatenate(self._parts) if self._parts else np.empty((0, self.dim), np.float32)
+        return numpy_knn(np.ascontiguousarray(queries, dtype=np.float32), self._rows, k,
+                         query_chunk=self.query_chunk)
+
+
+def numpy_knn(queries: np.ndarray, rows: np.ndarray, k: int, *, query_chunk: int = 4096
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(similarities, ids)`` of the ``k`` rows with the largest inner product, best first.
+
+    Missing places (``k`` above the number of rows) get id ``-1`` and similarity ``-3.4e38``,
+    as faiss returns them. Ties go to the lower id.
+    """
+    m, n = len(queries), len(rows)
+    sims_out = np.full((m, k), -np.finfo(np.float32).max, dtype=np.float32)
+    ids_out = np.full((m, k), -1, dtype=np.int64)
+    take = min(k, n)
+    if take == 0:
+        return sims_out, ids_out
+    for start in range(0, m, query_chunk):
+        scores = queries[start:start + query_chunk] @ rows.T
+        if take < n:
+            # The k-th largest score, then every row at least that large, sorted with ties by id.
+            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+            candidates = np.where(scores >= threshold, scores, -np.inf)
+        else:
+            candidates = scores
+        order = np.argsort(-candidates, axis=1, kind="stable")[:, :take]
+        sims_out[start:start + query_chunk, :take] = np.take_along_axis(scores, order, axis=1)
+        ids_out[start:start + query_chunk, :take] = order
+    return sims_out, ids_out
 
 
 def as_float32(rows) -> np.ndarray:
@@ -261,8 +338,6 @@ def build_index(vectors, options: str | IndexOptions = "auto", *, n_queries: int
         >>> built.kind, built.params["nlist"], built.params["nprobe"], built.index.ntotal
         ('ivf', 51, 8, 2000)
     """
-    import faiss
-
     options = IndexOptions.coerce(options)
     n, dim = vectors.shape
     if n < 1:
@@ -270,6 +345,20 @@ def build_index(vectors, options: str | IndexOptions = "auto", *, n_queries: int
     kind = resolve_kind(options.kind, n, n_queries)
     notes: list[str] = []
     params: dict = {}
+    if not faiss_available():
+        if options.kind in ("ivf", "hnsw"):
+            raise InputError(f"index={options.kind!r} needs faiss, which is not installed here; "
+                             "pip install faiss-cpu, or use index='flat' (exact search in numpy)")
+        if kind != "flat":
+            notes.append(f"faiss is not installed: exact search in numpy instead of {kind}")
+        kind = "flat"
+        params = {"backend": "numpy"}
+        start = time.perf_counter()
+        index = NumpyFlatIndex(dim)
+        _add_in_chunks(index, vectors, prepare, options.add_chunk_size)
+        return BuiltIndex(index, kind, options.kind, params, time.perf_counter() - start, notes)
+    import faiss
+
     start = time.perf_counter()
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
@@ -328,6 +417,8 @@ def exact_search(vectors, queries: np.ndarray, k: int, *, prepare: Prepare = as_
         >>> int(ids[0, 0]), float(sims[0, 0])
         (0, 1.0)
     """
+    if not faiss_available():
+        return _numpy_exact_search(vectors, queries, k, prepare, chunk_size)
     import faiss
 
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
@@ -337,6 +428,24 @@ def exact_search(vectors, queries: np.ndarray, k: int, *, prepare: Prepare = as_
         heap.add_result(sims, np.where(ids >= 0, ids + start, -1))
     heap.finalize()
     return heap.D, heap.I
+
+
+def _numpy_exact_search(vectors, queries, k, prepare, chunk_size):
+    """`exact_search` without faiss: the best ``k`` of every chunk, merged (ties to the lower id)."""
+    best_sims = np.full((len(queries), 0), 0, dtype=np.float32)
+    best_ids = np.full((len(queries), 0), 0, dtype=np.int64)
+    for start in range(0, len(vectors), chunk_size):
+        rows = prepare(vectors[start:start + chunk_size])
+        sims, ids = numpy_knn(queries, rows, min(k, len(rows)))
+        sims = np.concatenate([best_sims, sims], axis=1)
+        ids = np.concatenate([best_ids, ids + start], axis=1)
+        order = np.lexsort((ids, -sims), axis=1)[:, :k]  # by similarity, ties to the lower id
+        best_sims, best_ids = np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
+    if best_sims.shape[1] < k:  # fewer vectors than k: faiss's missing places
+        pad = k - best_sims.shape[1]
+        best_sims = np.pad(best_sims, ((0, 0), (0, pad)), constant_values=-np.finfo(np.float32).max)
+        best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
+    return best_sims, best_ids
 
 
 def recall_at_k(found_similarities: np.ndarray, exact_similarities: np.ndarray, *,
