@@ -83,6 +83,18 @@ def test_the_runner_skips_finished_jobs_and_reruns_an_interrupted_run(profile, d
     assert not (second / "model.safetensors").exists()  # weights dropped once the job is done
 
 
+def test_the_runner_starts_no_job_once_its_time_is_up(profile, data_root, tmp_path, monkeypatch):
+    jobs = runner.plan(profile, ["toy"], ["zero-shot", "cosine"], [0])
+    ran, lines = [], []
+    monkeypatch.setattr(runner, "run_job", lambda job, *a, **k: ran.append(job.key) or {"test": {}})
+    clock = iter([0.0, 0.0, 5.0])  # started; first job checked at 0 s; second at 5 s
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(runner, "_report", lambda result, echo: None)
+    runner.run(jobs, profile, tmp_path / "r", tmp_path / "w", stop_after_seconds=4, echo=lines.append)
+    assert ran == ["toy__zero-shot__seed0"]
+    assert "time is up (4 s): 1 jobs left" in lines[-1]
+
+
 def _result(dataset, loss, seed, accuracy, epoch=1, seconds=10.0):
     return {
         "status": "finished",

@@ -270,14 +270,18 @@ def run(
     work: Path,
     *,
     max_jobs: int | None = None,
+    stop_after_seconds: float | None = None,
     require_heads: bool = True,
     echo: Callable[[str], None] = print,
     **kwargs,
 ) -> list[dict[str, Any]]:
     """Run the unfinished jobs in order (at most ``max_jobs``); return their results.
 
+    ``stop_after_seconds``: start no job once this much time has passed (a job under way runs to
+    its end), so a run fits a machine held for a fixed time; rerun to continue.
     ``require_heads``: see :func:`run_job`.
     """
+    started = time.perf_counter()
     states = {job.key: job_state(results / f"{job.key}.json") for job in jobs}
     pending = [job for job in jobs if states[job.key] not in _REUSED[require_heads]]
     stale = sum(state == "stale" for state in states.values()) if require_heads else 0
@@ -285,18 +289,26 @@ def run(
          + (f" ({stale} of them finished before the head figures existed: run again)" if stale else ""))
     done = []
     for number, job in enumerate(pending[:max_jobs] if max_jobs is not None else pending, start=1):
+        if stop_after_seconds is not None and time.perf_counter() - started >= stop_after_seconds:
+            echo(f"time is up ({stop_after_seconds:.0f} s): {len(pending) - number + 1} jobs left; "
+                 "rerun to continue")
+            break
         echo(f"[{number}/{len(pending)}] {job.key}")
         result = run_job(job, profile, results, work, require_heads=require_heads, echo=echo, **kwargs)
-        test = result["test"]
-        echo(
-            f"  done in {result['job_seconds']:.0f}s: best epoch {result['best_epoch']}, test kNN accuracy "
-            f"{test['knn_accuracy']:.4f}, macro-F1 {test['knn_macro_f1']:.4f}, "
-            f"silhouette {test['silhouette_macro']:.4f}; heads: "
-            + ", ".join(f"{key[5:-9]} {value:.4f}" for key, value in test.items()
-                        if key.startswith("head_") and key.endswith("_accuracy"))
-        )
+        _report(result, echo)
         done.append(result)
     return done
+
+
+def _report(result: dict[str, Any], echo: Callable[[str], None]) -> None:
+    test = result["test"]
+    echo(
+        f"  done in {result['job_seconds']:.0f}s: best epoch {result['best_epoch']}, test kNN accuracy "
+        f"{test['knn_accuracy']:.4f}, macro-F1 {test['knn_macro_f1']:.4f}, "
+        f"silhouette {test['silhouette_macro']:.4f}; heads: "
+        + ", ".join(f"{key[5:-9]} {value:.4f}" for key, value in test.items()
+                    if key.startswith("head_") and key.endswith("_accuracy"))
+    )
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -316,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, help="folder of the runs (default: runs/benchmark/<profile>)")
     parser.add_argument("--max-jobs", type=int, help="stop after this many jobs (rerun to continue)")
+    parser.add_argument("--stop-after-minutes", type=float,
+                        help="start no job after this many minutes (rerun to continue)")
     parser.add_argument("--keep-models", action="store_true", help="keep the trained weights of every run")
     parser.add_argument("--progress", action="store_true", help="show the trainer's progress bars")
     parser.add_argument("--list", action="store_true", help="list the jobs and whether they are finished")
@@ -349,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             results,
             work,
             max_jobs=args.max_jobs,
+            stop_after_seconds=None if args.stop_after_minutes is None else 60 * args.stop_after_minutes,
             data_root=args.data_root,
             model=args.model,
             keep_models=args.keep_models,

@@ -33,23 +33,25 @@ def package_versions() -> dict[str, str | None]:
 
 
 def environment_info() -> dict:
-    """Versions, platform, CPU count, torch threads and a UTC timestamp, for results files.
+    """Versions, platform, CPU count, torch threads, the GPU (``None`` without one) and a UTC timestamp.
 
     Examples:
         >>> sorted(environment_info())[:3]
-        ['argv', 'cpu_count', 'platform']
+        ['accelerator', 'argv', 'cpu_count']
     """
     try:
         import torch
 
         threads = torch.get_num_threads()
+        accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:  # pragma: no cover
-        threads = None
+        threads = accelerator = None
     return {
         "versions": package_versions(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
+        "accelerator": accelerator,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
