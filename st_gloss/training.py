@@ -116,6 +116,16 @@ def _head_learning_rate(config, loss) -> float | None:
     return HEAD_LEARNING_RATE if config.head_learning_rate is None else float(config.head_learning_rate)
 
 
+def _check_head_metric(config, loss) -> None:
+    """``--eval-metric head`` needs a loss with a linear head (checked before anything is written)."""
+    from st_gloss.errors import InputError
+
+    if config.eval_metric == "head" and getattr(loss, "classifier", None) is None:
+        name = "the untrained model" if loss is None else f"--loss {config.loss}"
+        raise InputError(f"--eval-metric head picks the epoch by the loss's linear head, and {name} has none; "
+                         "use it with ce, gloss+ce or supcon+ce, or pick knn, probe or silhouette")
+
+
 def training_arguments(
     output_dir: str,
     *,
@@ -206,8 +216,13 @@ def fine_tune(
 # st-gloss train
 # ---------------------------------------------------------------------------------------------
 
-EVAL_METRICS = {"knn": "knn_accuracy", "probe": "probe_accuracy", "silhouette": "silhouette_macro"}
-"""``--eval-metric`` -> the validation metric that picks the best epoch (higher is better)."""
+EVAL_METRICS = {"knn": "knn_accuracy", "probe": "probe_accuracy", "silhouette": "silhouette_macro",
+                "head": "head_macro_f1"}
+"""``--eval-metric`` -> the validation metric that picks the best epoch (higher is better).
+
+``head`` is the macro-F1 of the loss's jointly trained linear head (losses with one: ``ce``,
+``gloss+ce``, ``supcon+ce``), the G-Loss paper's rule for its integrated mode; ``silhouette`` is
+its rule for the standalone mode."""
 
 TEST_METRICS = ("knn", "probe", "silhouette")
 """What the test split of a job is measured with ([`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate])."""
@@ -242,13 +257,17 @@ class TrainConfig:
         temperature: SupCon temperature.
         margin: triplet margin.
         memory_steps: G-Loss cross-batch memory, in past batches (``None``: the loss's default).
-        eval_metric: ``knn``, ``probe`` or ``silhouette``: the validation metric that picks the epoch.
+        eval_metric: ``knn``, ``probe``, ``silhouette`` or ``head`` (a loss with a linear head): the
+            validation metric that picks the epoch (`EVAL_METRICS`).
         patience: stop after this many epochs without a better validation score.
         k: neighbours of the kNN metrics.
         val_fraction: share of each class carved from train when the data has no validation split.
         max_train_examples: train on a stratified subset of this size (``None``: all).
         max_val_examples: validate on a stratified subset of this size (``None``: all).
         max_test_examples: test on a stratified subset of this size (``None``: all).
+        knn_index_examples: the per-epoch kNN validation searches a stratified subset of train of
+            this size (``None``: all of train). Encoding all of a large train split after every
+            epoch costs about a third of the epoch; the test split always searches all of train.
         unlabelled: a CSV/JSONL file of texts without labels (a ``text`` column; any labels in it are
             ignored) that join the training graph as unlabelled nodes (semi-supervised G-Loss; the
             ``gloss`` losses only).
@@ -285,6 +304,7 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_val_examples: int | None = None
     max_test_examples: int | None = None
+    knn_index_examples: int | None = None
     unlabelled: str | None = None
     unlabelled_fraction: float = 0.5
     evaluate_test: bool = True
@@ -429,6 +449,8 @@ def _check_config(config: TrainConfig, *, trains: bool = True) -> None:
         (config.k >= 1, f"--k must be at least 1, got {config.k}"),
         (0 <= config.seed < 2**32, f"--seed must lie in 0..{2**32 - 1} (numpy's seeds), got {config.seed}"),
         (config.encode_batch_size >= 1, f"encode_batch_size must be at least 1, got {config.encode_batch_size}"),
+        (config.knn_index_examples is None or config.knn_index_examples >= 1,
+         f"knn_index_examples must be at least 1 (or None: all of train), got {config.knn_index_examples}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -498,21 +520,40 @@ def _check_paths(config: TrainConfig, data=None) -> Path:
     return check_output(config.output, config.overwrite)
 
 
-def validation_evaluators(data, config: TrainConfig) -> list:
+def validation_evaluators(data, config: TrainConfig, loss=None) -> list:
     """The evaluators run after every epoch: kNN (train as index, val as queries) and silhouette on val,
-    plus the linear probe when it picks the epoch."""
-    from st_gloss.evaluation.evaluators import KNNEvaluator, LinearProbeEvaluator, SilhouetteEvaluator
+    plus the linear probe or the loss's linear head when it picks the epoch.
+
+    The kNN index is a stratified subset of train when ``config.knn_index_examples`` is smaller.
+
+    Raises:
+        InputError: ``eval_metric="head"`` for a loss without a linear head.
+    """
+    from st_gloss.evaluation.evaluators import (
+        KNNEvaluator,
+        LinearHeadEvaluator,
+        LinearProbeEvaluator,
+        SilhouetteEvaluator,
+    )
+    from st_gloss.evaluation.splits import stratified_subset
 
     train, val = data["train"], data["val"]
+    index = train
+    if config.knn_index_examples is not None and config.knn_index_examples < len(train):
+        index = _take(train, stratified_subset(train.labels, config.knn_index_examples, seed=config.seed))
     common = {"batch_size": config.encode_batch_size, "write_csv": False}
     evaluators = [
         KNNEvaluator(
-            train.texts, train.labels.tolist(), val.texts, val.labels.tolist(), k=config.k, name="knn", **common
+            index.texts, index.labels.tolist(), val.texts, val.labels.tolist(), k=config.k, name="knn", **common
         ),
         SilhouetteEvaluator(val.texts, val.labels.tolist(), name="silhouette", seed=config.seed, **common),
     ]
     if config.eval_metric == "probe":
         evaluators.append(LinearProbeEvaluator(train, val, seed=config.seed, **common))
+    if config.eval_metric == "head":
+        _check_head_metric(config, loss)
+        evaluators.append(LinearHeadEvaluator(loss.classifier, val.texts, val.labels.tolist(), name="head",
+                                              **common))
     return evaluators
 
 
@@ -648,6 +689,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     head_rate = _head_learning_rate(config, loss)
+    _check_head_metric(config, loss)
     train_split = data["train"]
     if spec.calibrates_sigma and isinstance(getattr(loss, "sigma", None), str):
         sigma = loss.calibrate_sigma(
@@ -711,7 +753,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
             args=args,
             train_dataset=dataset,
             loss=loss,
-            evaluator=validation_evaluators(data, config),
+            evaluator=validation_evaluators(data, config, loss),
             callbacks=[stopper, callback],
         )
         if not config.show_progress_bar:
@@ -771,6 +813,7 @@ def evaluate_untrained(config: TrainConfig, echo: Callable[[str], None] = print)
     from st_gloss.evaluation.models import load_model
 
     _check_config(config, trains=False)
+    _check_head_metric(config, None)
     _check_paths(config)
     data = prepare_data(config, echo)
     _check_paths(config, data)

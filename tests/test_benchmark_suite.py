@@ -203,9 +203,19 @@ def test_the_sensitivity_sweep_varies_one_option_at_a_time():
     assert all(j.loss == "gloss+ce" for j in jobs if "graph_weight" in dict(j.options))
 
 
-def test_the_full_profile_runs_the_papers_rows_on_full_splits():
+def test_the_full_profile_runs_the_papers_rows_on_full_splits(tmp_path):
     full = PROFILES["full"]
     assert full.datasets == ("mr", "r8") and full.epochs <= 3
     assert full.max_train_examples is None and full.max_val_examples is None and full.max_test_examples is None
     # the integrated rows (scored by their linear head) and the standalone rows of the paper
     assert {"ce", "supcon+ce", "gloss+ce", "gloss", "supcon", "batch-all-triplet"} <= set(full.losses)
+    # the paper's epoch rules: head macro-F1 for the integrated rows, silhouette for the others
+    configs = {job.loss: runner._config(full, job, tmp_path / job.key, 5e-5, None, True, None, False)
+               for job in runner.plan(full, ["mr"], None, [0])}
+    assert {loss: c.eval_metric for loss, c in configs.items()} == {
+        "zero-shot": "silhouette", "gloss": "silhouette", "supcon": "silhouette", "batch-all-triplet": "silhouette",
+        "ce": "head", "supcon+ce": "head", "gloss+ce": "head"}
+    assert {c.knn_index_examples for c in configs.values()} == {1000}
+    assert {c.max_seq_length for c in configs.values()} == {64}
+    gpu = PROFILES["full-gpu"]
+    assert len(gpu.datasets) == 5 and gpu.max_seq_length == 128 and gpu.eval_metrics == full.eval_metrics

@@ -102,6 +102,7 @@ def test_run_trains_from_the_bundle_and_writes_what_comes_back(bundle, tmp_path)
         # seed 0, then seeds 1 and 2 of MR
         assert names == [f"mr__{loss}__seed{s}.json" for loss in ("gloss", "zero-shot") for s in (0, 1, 2)]
         result = json.load(archive.extractfile("mr__gloss__seed0.json"))
-    assert result["profile"] == "full" and result["status"] == "finished"
+    assert result["profile"] == "full-gpu" and result["status"] == "finished"
+    assert result["config"]["max_seq_length"] == 128 and result["eval_metric"] == "silhouette_macro"
     assert result["data"]["sizes"] == {"train": 37, "val": 12, "test": 12}  # the full splits, no subset
     assert "| gloss |" in (out / "report.md").read_text()

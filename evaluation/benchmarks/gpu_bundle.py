@@ -1,4 +1,4 @@
-"""The `full` profile on all five datasets, on a GPU machine with PyTorch but no internet, in one call.
+"""The `full` profile on all five datasets (`full-gpu`), on a GPU machine with PyTorch but no internet, in one call.
 
 The GPU machines this project is lent have PyTorch, transformers, sentence-transformers and
 scikit-learn, but no faiss, no ``datasets``, no model weights and no way to fetch any. ``pack``
@@ -15,7 +15,8 @@ carries what is missing, at most 64 MiB with the working tree:
   (`st_gloss.evaluation.index`).
 
 ``run`` (there) installs the wheels into a temporary folder, unpacks the model and the data,
-runs `evaluation.benchmarks.runner` with the ``full`` profile, seed 0 of every dataset first
+runs `evaluation.benchmarks.runner` with the ``full-gpu`` profile (the ``full`` profile at 128
+tokens on all five datasets), seed 0 of every dataset first
 and then seeds 1 and 2 of MR and R8, starts no job after ``--minutes``, and writes to ``--out``
 (at most 8 files): ``results.tar.gz`` (one result file per job, the runner's format),
 ``report.md`` (the aggregator's tables), ``device.txt`` (the card) and ``log.txt``. Finished jobs
@@ -31,7 +32,7 @@ There, in one call of the device tool (carry ``gpu_bundle``, timeout 600 s)::
     python3 -m evaluation.benchmarks.gpu_bundle run --out $OUT --minutes 8
 
 Back here, unpack ``results.tar.gz`` into ``evaluation/results/benchmark/full_gpu`` and run
-``python -m evaluation.benchmarks.aggregate --profile full --results
+``python -m evaluation.benchmarks.aggregate --profile full-gpu --results
 evaluation/results/benchmark/full_gpu --output evaluation/results/benchmark_full_gpu.md``.
 """
 
@@ -64,6 +65,9 @@ the image has; 5.2 needs 2.x)."""
 
 SIZE_LIMIT = 64 * 2**20
 """What one device call carries: the working tree and the bundle together."""
+
+PROFILE = "full-gpu"
+"""The `full` profile at 128 tokens on all five datasets (`evaluation.benchmarks.profiles`)."""
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
@@ -275,7 +279,7 @@ def run(out: Path, bundle: Path = BUNDLE, *, minutes: float = 8.0, datasets=DATA
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     from evaluation.benchmarks.profiles import PROFILES
 
-    profile = PROFILES["full"]
+    profile = PROFILES[PROFILE]
     if profile.max_seq_length > manifest["max_words"]:
         raise BundleError(f"the bundle cut texts to {manifest['max_words']} words, fewer than the profile's "
                           f"{profile.max_seq_length} tokens; pack it again with a larger MAX_WORDS")
@@ -318,7 +322,7 @@ def run(out: Path, bundle: Path = BUNDLE, *, minutes: float = 8.0, datasets=DATA
         if left <= 0:
             say("time is up before " + " ".join(phase))
             break
-        command = [sys.executable, "-m", "evaluation.benchmarks.runner", "--profile", "full",
+        command = [sys.executable, "-m", "evaluation.benchmarks.runner", "--profile", PROFILE,
                    "--data-root", str(data), "--model", str(model), "--results", str(results),
                    "--work", str(work / "runs"), "--stop-after-minutes", f"{left:.2f}", *phase]
         say("$ " + " ".join(command[1:]))
@@ -335,7 +339,7 @@ def run(out: Path, bundle: Path = BUNDLE, *, minutes: float = 8.0, datasets=DATA
     if any(results.glob("*.json")):
         (work / "report").mkdir()
         report = subprocess.run(
-            [sys.executable, "-m", "evaluation.benchmarks.aggregate", "--profile", "full", "--results",
+            [sys.executable, "-m", "evaluation.benchmarks.aggregate", "--profile", PROFILE, "--results",
              str(results), "--output", str(work / "report" / "report.md")],
             cwd=REPOSITORY, env=env, capture_output=True, text=True,
         )

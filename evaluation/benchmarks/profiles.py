@@ -1,4 +1,4 @@
-"""Named hyperparameter profiles of the benchmark: ``cpu`` (hours on 2 cores) and ``paper`` (a GPU).
+"""Named hyperparameter profiles of the benchmark: ``cpu`` and ``full`` (hours on 2 cores), ``paper`` (a GPU).
 
 Every loss of a profile gets the same budget: the same epochs, batch size, learning-rate choices,
 early-stopping rule, data and validation metric. Only the options that define a loss (G-Loss's
@@ -50,7 +50,13 @@ class Profile:
         learning_rates: the learning rates tried for every loss; the one with the best validation
             score is kept, and only its test split is measured.
         patience: epochs without a better validation score before stopping.
-        eval_metric: ``knn``, ``probe`` or ``silhouette`` (picks the epoch and the learning rate).
+        eval_metric: ``knn``, ``probe``, ``silhouette`` or ``head`` (picks the epoch and the
+            learning rate).
+        eval_metrics: per-loss exceptions to ``eval_metric`` (``{"ce": "head"}``): the paper picks
+            the epoch of its integrated rows by the linear head and of its standalone rows by the
+            silhouette.
+        knn_index_examples: stratified subset of train searched by the per-epoch kNN validation
+            (``None``: all of it; the test always searches all of train).
         warmup_ratio: share of steps with linear warmup.
         loss_options: fixed options per loss name (``{"gloss": {"labelled_fraction": 0.7}}``).
         max_train_examples: stratified subset of train per job (``None``: all of it).
@@ -70,6 +76,8 @@ class Profile:
     learning_rates: tuple[float, ...]
     patience: int
     eval_metric: str = "knn"
+    eval_metrics: dict[str, str] = field(default_factory=dict)
+    knn_index_examples: int | None = None
     warmup_ratio: float = 0.1
     loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_train_examples: int | None = None
@@ -78,6 +86,15 @@ class Profile:
     datasets: tuple[str, ...] = BENCHMARK_DATASETS
     losses: tuple[str, ...] = ALL_LOSSES
     seeds: tuple[int, ...] = (0,)
+
+    def eval_metric_for(self, loss: str) -> str:
+        """The validation metric that picks the epoch of ``loss`` in this profile.
+
+        Examples:
+            >>> PROFILES["cpu"].eval_metric_for("gloss+ce")
+            'knn'
+        """
+        return self.eval_metrics.get(loss, self.eval_metric)
 
     def options_for(self, loss: str) -> dict[str, Any]:
         """The fixed options of ``loss`` in this profile (empty for a loss without options)."""
@@ -135,18 +152,26 @@ PAPER = Profile(
     },
 )
 
+_INTEGRATED = ("ce", "supcon+ce", "gloss+ce")
+"""The paper's integrated rows (a linear head trained with the encoder, scored by that head)."""
+
 FULL = replace(
-    CPU,  # the cpu profile's budget per epoch, without its stratified subsets
+    CPU,  # the cpu profile's batch, learning rate, epochs and loss options, without its subsets
     name="full",
     description=(
         "the paper's claim at a CPU budget: MR and R8 on their full training splits (6,397 and 4,936 texts), "
-        "full validation and test splits, bundled MiniLM, 128 tokens, batch 32, lr 5e-5 (linear heads 1e-2), "
-        "up to 3 epochs (patience 2), best epoch on validation kNN accuracy; integrated rows scored by the "
-        "linear head, standalone rows by a logistic head on frozen embeddings; one seed (a second of MR if "
-        "time allows). Estimated at 15-20 min per job on 2 cores (200 steps per epoch of about 1 s, plus "
-        "encoding train for the validation kNN index every epoch), about 4 hours for the 12 jobs: to be "
-        "timed on a few hundred steps before the run"
+        "full validation and test splits, bundled MiniLM, 64 tokens, batch 32, lr 5e-5 (linear heads 1e-2), "
+        "3 epochs (patience 2); the epoch is picked as the paper does, by the linear head's validation "
+        "macro-F1 for the integrated rows (ce, supcon+ce, gloss+ce, scored by that head) and by the validation "
+        "macro silhouette for the standalone rows (gloss, supcon, batch-all-triplet, scored by a logistic head "
+        "on frozen embeddings); the per-epoch kNN validation searches 1,000 training texts. Timed by "
+        "full_timing.py: 1.3 s a step on MR and 1.7 on R8 at 64 tokens (3.6 at 128), about 15 min a job, 3.2 "
+        "hours for one seed of the 14 jobs on 2 cores (a second seed of MR would add 1.5 h)"
     ),
+    max_seq_length=64,
+    eval_metrics={loss: "head" for loss in _INTEGRATED} | {
+        loss: "silhouette" for loss in (ZERO_SHOT, "gloss", "supcon", "batch-all-triplet")},
+    knn_index_examples=1000,
     max_train_examples=None,
     max_val_examples=None,
     max_test_examples=None,
@@ -154,5 +179,19 @@ FULL = replace(
     losses=(ZERO_SHOT, "gloss", "gloss+ce", "ce", "supcon", "supcon+ce", "batch-all-triplet"),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (CPU, PAPER, FULL)}
+FULL_GPU = replace(
+    FULL,
+    name="full-gpu",
+    description=(
+        "the full profile for one 10-minute call on a GPU (evaluation/benchmarks/gpu_bundle.py): all five "
+        "datasets on their full splits, 128 tokens as in the paper, the kNN validation over all of train, "
+        "seeds 0-2; otherwise as full (batch 32, lr 5e-5, 3 epochs, the paper's epoch rules)"
+    ),
+    max_seq_length=128,
+    knn_index_examples=None,
+    datasets=BENCHMARK_DATASETS,
+    seeds=(0, 1, 2),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (CPU, PAPER, FULL, FULL_GPU)}
 """The named profiles."""

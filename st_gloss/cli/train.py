@@ -111,8 +111,9 @@ def _sigma(ctx, param, value):
     "--eval-metric",
     default="knn",
     show_default=True,
-    type=click.Choice(["knn", "probe", "silhouette"]),
-    help="Validation metric that picks the best epoch (kNN accuracy, probe accuracy, macro silhouette).",
+    type=click.Choice(["knn", "probe", "silhouette", "head"]),
+    help="Validation metric that picks the best epoch (kNN accuracy, probe accuracy, macro silhouette, "
+    "macro-F1 of the loss's linear head: ce, gloss+ce, supcon+ce).",
 )
 @click.option(
     "--patience",

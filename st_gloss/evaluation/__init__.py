@@ -20,6 +20,7 @@ _LAZY = {  # these import sentence-transformers or mteb, so only on first use
     "KNNEvaluator": "st_gloss.evaluation.evaluators",
     "SilhouetteEvaluator": "st_gloss.evaluation.evaluators",
     "LinearProbeEvaluator": "st_gloss.evaluation.evaluators",
+    "LinearHeadEvaluator": "st_gloss.evaluation.evaluators",
     "make_classification_task": "st_gloss.evaluation.mteb_tasks",
     "run_mteb": "st_gloss.evaluation.mteb_tasks",
 }
@@ -57,6 +58,7 @@ __all__ = [
     "KNNEvaluator",
     "SilhouetteEvaluator",
     "LinearProbeEvaluator",
+    "LinearHeadEvaluator",
     "make_classification_task",
     "run_mteb",
 ]

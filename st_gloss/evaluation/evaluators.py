@@ -305,3 +305,64 @@ class LinearProbeEvaluator(BaseEvaluator):
     def get_config_dict(self) -> dict[str, Any]:
         """Configuration shown in the model card."""
         return {"classifier": "logistic regression (L2, lbfgs)"}
+
+
+class LinearHeadEvaluator(BaseEvaluator):
+    """Validation macro-F1 and accuracy of a loss's jointly trained linear head.
+
+    The G-Loss paper's integrated mode (L = lambda * L_G + (1 - lambda) * L_CE) picks its epoch
+    by this: the head that trains with the encoder, applied to the embeddings as the model
+    outputs them (the input it sees in training, not re-normalised). Only the validation texts
+    are encoded. Metrics ``{name}_macro_f1`` (primary) and ``{name}_accuracy``.
+
+    Args:
+        head: the loss's ``nn.Linear`` (e.g. ``GraphGuidedLoss(..., graph_weight=0.8).classifier``);
+            it is read at every call, so it follows training.
+        texts: labelled texts (the validation split).
+        labels: their class ids, the ids the head was trained on.
+        name: prefix of the metric names.
+        batch_size: encoding batch size.
+        write_csv: unused (kept for the evaluators' common signature).
+
+    Examples:
+        >>> from torch import nn
+        >>> evaluator = LinearHeadEvaluator(nn.Linear(384, 2), ["good", "bad"], [1, 0])
+        >>> evaluator.primary_metric
+        'macro_f1'
+        >>> evaluator(model)  # doctest: +SKIP
+        {'head_macro_f1': 0.84, 'head_accuracy': 0.84}
+    """
+
+    def __init__(self, head, texts: Sequence[str], labels: Sequence[int], *, name: str = "head",
+                 batch_size: int = 32, write_csv: bool = False):
+        super().__init__()
+        if len(texts) != len(labels):
+            raise InputError(f"{len(texts)} texts but {len(labels)} labels")
+        self.head = head
+        self.texts = list(texts)
+        self.labels = np.asarray([int(x) for x in labels], dtype=np.int64)
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= head.out_features):
+            raise InputError(f"labels must be class ids in 0..{head.out_features - 1}, the head's outputs")
+        self.name = name
+        self.batch_size = batch_size
+        self.primary_metric = "macro_f1"
+        self.greater_is_better = True
+
+    def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        import torch
+
+        from st_gloss.evaluation.knn import class_scores
+
+        embeddings = model.encode(self.texts, batch_size=self.batch_size, convert_to_tensor=True,
+                                  normalize_embeddings=False, show_progress_bar=False)
+        weight = self.head.weight
+        with torch.no_grad():
+            predictions = self.head(embeddings.to(weight.device, weight.dtype)).argmax(dim=-1).cpu().numpy()
+        accuracy, macro_f1, _ = class_scores(self.labels, predictions, self.head.out_features)
+        metrics = self.prefix_name_to_metrics({"macro_f1": macro_f1, "accuracy": accuracy}, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Configuration shown in the model card."""
+        return {"head": f"the loss's linear head ({self.head.in_features} -> {self.head.out_features})"}
