@@ -78,6 +78,10 @@ __all__ = [
 ]
 
 
+_MODEL_CARD_MODULES = ("sentence_transformers.base.model_card", "sentence_transformers.model_card")
+"""Where sentence-transformers keeps its model card (6.x, then 3.x-5.x)."""
+
+
 @contextlib.contextmanager
 def hf_progress_bars(enabled: bool):
     """Within the block, transformers' and huggingface_hub's progress bars (loading and writing
@@ -85,10 +89,27 @@ def hf_progress_bars(enabled: bool):
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.is_progress_bar_enabled()
+    patched = []
     if not enabled:
         hf_logging.disable_progress_bar()
+        # sentence-transformers' model card draws its own tqdm bar ("Computing widget examples")
+        # when a trainer starts, whatever transformers' setting; silence it too.
+        import functools
+        import importlib
+
+        for name in _MODEL_CARD_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            bar = getattr(module, "tqdm", None)
+            if bar is not None:
+                patched.append((module, bar))
+                module.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        for module, bar in patched:
+            module.tqdm = bar
         if before and not enabled:
             hf_logging.enable_progress_bar()

@@ -207,8 +207,9 @@ def fine_tune(
             show_progress_bar=show_progress_bar,
             save_strategy="no" if output_dir is None else "epoch",
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-        trainer.train()
+        with hf_progress_bars(show_progress_bar):
+            trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+            trainer.train()
     return trainer
 
 
@@ -748,14 +749,15 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
                 unlabelled_fraction=config.unlabelled_fraction)} if unlabelled else {}),
             **({} if head_rate is None else {"learning_rate_mapping": {HEAD_PARAMETERS: head_rate}}),
         )
-        trainer = SentenceTransformerTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            loss=loss,
-            evaluator=validation_evaluators(data, config, loss),
-            callbacks=[stopper, callback],
-        )
+        with hf_progress_bars(config.show_progress_bar):  # the model card's widget bar comes at init
+            trainer = SentenceTransformerTrainer(
+                model=model,
+                args=args,
+                train_dataset=dataset,
+                loss=loss,
+                evaluator=validation_evaluators(data, config, loss),
+                callbacks=[stopper, callback],
+            )
         if not config.show_progress_bar:
             # No progress: no per-log dicts either; the callback prints one line per epoch.
             from transformers import PrinterCallback
