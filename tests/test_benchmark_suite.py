@@ -219,3 +219,19 @@ def test_the_full_profile_runs_the_papers_rows_on_full_splits(tmp_path):
     assert {c.max_seq_length for c in configs.values()} == {64}
     gpu = PROFILES["full-gpu"]
     assert len(gpu.datasets) == 5 and gpu.max_seq_length == 128 and gpu.eval_metrics == full.eval_metrics
+
+
+def test_the_standalone_comparison_picks_its_baseline_among_the_standalone_losses():
+    rows = [("gloss", 0.80), ("supcon", 0.78), ("batch-all-triplet", 0.75), ("ce", 0.95)]
+    results = [{"job": {"dataset": "mr", "loss": loss, "seed": seed}, "data": {"sizes": {"test": 1000}},
+                "test": {"head_logistic_accuracy": value + 0.01 * seed, "knn_accuracy": value,
+                         "silhouette_macro": 0.1}}
+               for loss, value in rows for seed in (0, 1)]
+    text = aggregate.render(results, title="t")
+    section = text.split("### Logistic-head accuracy (standalone mode)")[1].split("###")[0]
+    line = next(x for x in section.splitlines() if x.startswith("| mr |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # ce (0.95) is not a standalone loss; supcon is the best of those
+    assert cells[1] == "gloss" and cells[7] == "supcon" and float(cells[3]) == pytest.approx(0.02)
+    # the difference (0.02) is above the seed spread (0.007) and the test SE (0.013): a win
+    assert cells[2] == "win"

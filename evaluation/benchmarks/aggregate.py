@@ -144,6 +144,9 @@ def metric_table(results: list[dict[str, Any]], metric: Metric) -> str:
 GLOSS_ROWS = ("gloss", "gloss+ce")
 """The rows that are G-Loss; every other trained row is a baseline."""
 
+STANDALONE_ROWS = ("supcon", "batch-all-triplet", "batch-hard-triplet", "cosine")
+"""The baselines of the paper's standalone mode (a loss alone, no linear head)."""
+
 
 def _test_sizes(results: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """``(row, dataset) -> test texts summed over seeds``; 0 when any of its result files does not say."""
@@ -172,13 +175,15 @@ def head_to_head(
     metric: Metric,
     contenders: Iterable[str] = GLOSS_ROWS,
     baseline: str | None = None,
+    among: Iterable[str] | None = None,
 ) -> str:
     """Each G-Loss row against the best baseline of each dataset, with the spread over seeds.
 
     The baseline is ``baseline`` (a row name such as ``ce``) or, by default, the best trained row
-    that is not G-Loss. The seed spread is the larger of the two cells' sample standard deviations
-    over seeds (unknown with one seed). For an accuracy, the test SE is the binomial standard error
-    of the difference, ``sqrt(p1 q1 / n1 + p2 q2 / n2)`` with ``n`` the test texts over all seeds:
+    that is not G-Loss (only of the rows ``among``, when given). The seed spread is the larger of
+    the two cells' sample standard deviations over seeds (unknown with one seed). For an
+    accuracy, the test SE is the binomial standard error of the difference,
+    ``sqrt(p1 q1 / n1 + p2 q2 / n2)`` with ``n`` the test texts over all seeds:
     how much the difference would move on another test sample (unpaired, so cautious: both rows
     were measured on the same texts). A difference no larger than the larger of the two is
     ``within noise``; with one seed and no test size the verdict says ``one seed``.
@@ -211,6 +216,8 @@ def head_to_head(
         ]
         if baseline is not None:
             baselines = [row for row in baselines if row == baseline]
+        if among is not None:
+            baselines = [row for row in baselines if row in set(among)]
         if not baselines:
             continue
         best = max(baselines, key=lambda row: sign * statistics.fmean(cells[(row, column)]))
@@ -541,6 +548,19 @@ def render(
                 "the comparison of the paper's Table 2.",
                 "",
                 head_to_head(results, linear, ["gloss+ce"]),
+                "",
+            ]
+        logistic = HEAD_METRICS[1]
+        scored = {r["job"]["loss"] for r in results if logistic.value(r) is not None}
+        if "gloss" in scored and scored & set(STANDALONE_ROWS):
+            parts += [
+                "### Logistic-head accuracy (standalone mode)",
+                "",
+                "`gloss` against the best other loss trained alone (`supcon`, the triplet losses, `cosine`), "
+                "each scored by a logistic head on its frozen embeddings: the comparison of the paper's "
+                "standalone table.",
+                "",
+                head_to_head(results, logistic, ["gloss"], among=STANDALONE_ROWS),
                 "",
             ]
         knn = next((m for m in head if m.key == "test.knn_accuracy"), None)
