@@ -106,6 +106,7 @@ def hf_progress_bars(enabled: bool):
             if bar is not None:
                 patched.append((module, bar))
                 module.tqdm = functools.partial(bar, disable=True)
+                break  # the older name is a deprecated alias where the newer exists
     try:
         yield
     finally:

@@ -7,7 +7,7 @@ Examples:
     >>> sorted(LOSSES)[:3]
     ['batch-all-triplet', 'batch-hard-triplet', 'ce']
     >>> LOSSES["gloss+ce"].options
-    ('labelled_fraction', 'sigma', 'memory_steps', 'graph_weight')
+    ('labelled_fraction', 'sigma', 'memory_steps', 'graph', 'num_neighbors', 'graph_weight')
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 LossOptions = dict[str, Any]
 Builder = Callable[[Any, int, LossOptions], Any]  # returns a torch.nn.Module
 
-OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
+OPTION_NAMES = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps", "graph",
+                "num_neighbors")
 """Every loss option the registry knows; a loss takes a subset (`LossSpec.options`)."""
 
 DEFAULT_OPTIONS: LossOptions = {
@@ -29,11 +30,15 @@ DEFAULT_OPTIONS: LossOptions = {
     "temperature": 0.1,
     "margin": 0.5,
     "memory_steps": None,
+    "graph": "dense",
+    "num_neighbors": None,
 }
 """Defaults shared by every loss that takes the option. The triplet margin is 0.5, not
 sentence-transformers' 5: MiniLM's embeddings are unit vectors, so Euclidean distances lie in
 [0, 2] and a margin of 5 would keep every triplet active forever. ``memory_steps`` defaults per
-loss: 0 for ``gloss`` and ``gloss+ce``, 4 for ``gloss+memory``."""
+loss: 0 for ``gloss`` and ``gloss+ce``, 4 for ``gloss+memory``. ``graph`` is the paper's fully
+connected graph; ``"knn"`` links each node to its ``num_neighbors`` nearest (``None``: the loss's
+default, 16); ``st-gloss train --unlabelled`` picks ``"knn"`` with 10 unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ def build_loss(name: str, model, num_labels: int, **options: Any):
         name: a key of `LOSSES`.
         model: the SentenceTransformer to fine-tune.
         num_labels: number of classes (used by the losses with a linear head).
-        **options: loss options (``labelled_fraction``, ``sigma``, ``graph_weight``,
-            ``temperature``, ``margin``); ``None`` values mean "default".
+        **options: loss options (`OPTION_NAMES`: ``labelled_fraction``, ``sigma``,
+            ``graph_weight``, ``temperature``, ``margin``, ``memory_steps``, ``graph``,
+            ``num_neighbors``); ``None`` values mean "default".
 
     Examples:
         >>> loss = build_loss("supcon", model, num_labels=2, temperature=0.05)  # doctest: +SKIP
@@ -121,7 +127,8 @@ def _sigma(value: Any) -> float | str:
     return float(value)
 
 
-_CONVERT: dict[str, Callable[[Any], Any]] = {"sigma": _sigma, "memory_steps": int, "margin": float}
+_CONVERT: dict[str, Callable[[Any], Any]] = {"sigma": _sigma, "memory_steps": int, "margin": float,
+                                             "num_neighbors": int}
 """Options turned into the type the loss wants (``--sigma 0.5`` arrives as a string)."""
 
 
@@ -166,14 +173,17 @@ class Recipe:
         for option, default in self.defaults:
             if values.get(option) is None:
                 values[option] = default
-        kwargs = {keyword: _CONVERT.get(option, lambda v: v)(values[option]) for option, keyword in self.arguments}
+        # An option still None has no registry default: the loss's own default applies (num_neighbors).
+        kwargs = {keyword: _CONVERT.get(option, lambda v: v)(values[option]) for option, keyword in self.arguments
+                  if values[option] is not None}
         if self.num_labels:
             kwargs["num_labels"] = num_labels
         return getattr(loaded, name)(model, **kwargs)
 
 
 _GLOSS = "st_gloss.losses:GraphGuidedLoss"
-_GLOSS_ARGUMENTS = (("labelled_fraction", "labelled_fraction"), ("sigma", "sigma"), ("memory_steps", "memory_steps"))
+_GLOSS_ARGUMENTS = (("labelled_fraction", "labelled_fraction"), ("sigma", "sigma"), ("memory_steps", "memory_steps"),
+                    ("graph", "graph"), ("num_neighbors", "num_neighbors"))
 _SUPCON = "st_gloss.losses:SupervisedContrastiveLoss"
 
 _BUILTIN = (  # name, recipe, description, calibrates sigma

@@ -228,6 +228,10 @@ its rule for the standalone mode."""
 TEST_METRICS = ("knn", "probe", "silhouette")
 """What the test split of a job is measured with ([`st_gloss.evaluation.evaluate`][st_gloss.evaluation.evaluate])."""
 
+SEMI_SUPERVISED_NEIGHBORS = 10
+"""Neighbours per node of the kNN graph that ``--unlabelled`` trains on unless ``--graph`` is given
+(the few-shot benchmark's ``gloss+pool@knn`` row)."""
+
 METRICS_FILE = "metrics.json"
 
 
@@ -258,6 +262,11 @@ class TrainConfig:
         temperature: SupCon temperature.
         margin: triplet margin.
         memory_steps: G-Loss cross-batch memory, in past batches (``None``: the loss's default).
+        graph: G-Loss graph, ``"dense"`` (the paper's) or ``"knn"``; ``None``: dense, or knn with
+            10 neighbours when ``unlabelled`` is given (on few labels the dense graph with an
+            unlabelled pool cost up to 4.6 points, the kNN graph none; the benchmark page).
+        num_neighbors: neighbours per node of the knn graph (``None``: the loss's default, 16;
+            10 with ``unlabelled``).
         eval_metric: ``knn``, ``probe``, ``silhouette`` or ``head`` (a loss with a linear head): the
             validation metric that picks the epoch (`EVAL_METRICS`).
         patience: stop after this many epochs without a better validation score.
@@ -298,6 +307,8 @@ class TrainConfig:
     temperature: float | None = None
     margin: float | None = None
     memory_steps: int | None = None
+    graph: str | None = None
+    num_neighbors: int | None = None
     eval_metric: str = "knn"
     patience: int = 2
     k: int = 10
@@ -315,7 +326,8 @@ class TrainConfig:
 
     def loss_options(self) -> dict[str, Any]:
         """The loss options that were set (the others take the registry's defaults)."""
-        names = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps")
+        names = ("labelled_fraction", "sigma", "graph_weight", "temperature", "margin", "memory_steps", "graph",
+                 "num_neighbors")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -450,6 +462,9 @@ def _check_config(config: TrainConfig, *, trains: bool = True) -> None:
         (config.k >= 1, f"--k must be at least 1, got {config.k}"),
         (0 <= config.seed < 2**32, f"--seed must lie in 0..{2**32 - 1} (numpy's seeds), got {config.seed}"),
         (config.encode_batch_size >= 1, f"encode_batch_size must be at least 1, got {config.encode_batch_size}"),
+        (config.graph in (None, "dense", "knn"), f"--graph must be dense or knn, got {config.graph!r}"),
+        (config.num_neighbors is None or config.num_neighbors >= 1,
+         f"--num-neighbors must be at least 1, got {config.num_neighbors}"),
         (config.knn_index_examples is None or config.knn_index_examples >= 1,
          f"knn_index_examples must be at least 1 (or None: all of train), got {config.knn_index_examples}"),
     ]
@@ -679,6 +694,10 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         raise InputError(f"--unlabelled adds texts without a label, which --loss {config.loss} cannot use; use a "
                          f"G-Loss ({takes}), or leave --unlabelled out")
     unlabelled = read_unlabelled(config.unlabelled) if config.unlabelled is not None else []
+    if unlabelled and config.graph is None:
+        # The measured choice for an unlabelled pool: the dense graph blurs it into the classes.
+        given["graph"] = "knn"
+        given.setdefault("num_neighbors", SEMI_SUPERVISED_NEIGHBORS)
     data = prepare_data(config, echo)
     _check_paths(config, data)
 
@@ -714,7 +733,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> dict[str,
         base["unlabelled"] = {"file": str(config.unlabelled), "texts": len(unlabelled),
                               "fraction": config.unlabelled_fraction}
         echo(f"unlabelled texts: {len(unlabelled)} from {config.unlabelled}, "
-             f"{config.unlabelled_fraction:.0%} of every batch")
+             f"{config.unlabelled_fraction:.0%} of every batch, on a {getattr(loss, 'graph', '?')} graph"
+             + (f" of {loss.num_neighbors} neighbours" if getattr(loss, "graph", None) == "knn" else ""))
     best_linear: dict[str, Any] = {}  # the loss's linear head at the best epoch
     dataset = Dataset.from_dict({"text": train_split.texts + unlabelled,
                                  "label": train_split.labels.tolist() + [UNLABELLED] * len(unlabelled)})

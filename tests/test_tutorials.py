@@ -223,4 +223,5 @@ def test_tutorial_9_semi_supervised(tutorial_env, capsys):
         got = printed(rf"{name} +unlabelled texts used: +{used}; best epoch \d+; "
                       r"test accuracy \(logistic head\): (\d\.\d+)", out)
         assert got == pytest.approx(metrics["test"]["head_logistic_accuracy"], abs=5e-4)
+        assert metrics["loss"]["config"]["graph"] == ("knn" if used else "dense")  # --unlabelled's default
     assert len(re.findall(r"^(negative|positive) +\S", out, flags=re.M)) == 2

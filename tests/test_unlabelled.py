@@ -288,6 +288,35 @@ def test_train_with_an_unlabelled_file_end_to_end(tiny_model_path, tiny_data, tm
     assert metrics["unlabelled"] == {"file": str(pool), "texts": 30, "fraction": 0.5}
     assert metrics["status"] == "finished" and metrics["data"]["sizes"]["train"] == 54
     assert metrics["curve"][0]["train_loss"] > 0
+    # With an unlabelled pool the graph is knn of 10 unless told otherwise (the few-shot benchmark)
+    assert metrics["loss"]["config"]["graph"] == "knn" and metrics["loss"]["config"]["num_neighbors"] == 10
+    assert "on a knn graph of 10 neighbours" in result.output
+
+
+@pytest.mark.parametrize(("extra", "graph", "neighbours"), [
+    ((), "dense", 16),  # no pool: the paper's graph
+    (("--graph", "knn"), "knn", 16),  # the loss's default neighbours
+    (("--graph", "knn", "--num-neighbors", "4"), "knn", 4),
+    (("--unlabelled", "POOL", "--graph", "dense"), "dense", 16),  # told otherwise
+    (("--unlabelled", "POOL", "--num-neighbors", "6"), "knn", 6),
+])
+def test_the_graph_option_and_its_default_with_a_pool(extra, graph, neighbours, tiny_model_path, tiny_data, tmp_path):
+    import json
+
+    from tiny_model import simple_corpus, write_split
+
+    pool = write_split(tmp_path, "pool", *simple_corpus(n_per_class=4, seed=7))
+    extra = [str(pool) if x == "POOL" else x for x in extra]
+    result = _train(tiny_model_path, tiny_data, tmp_path / "out", "--loss", "gloss", *extra)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "out" / "metrics.json").read_text())["loss"]["config"]
+    assert (config["graph"], config["num_neighbors"]) == (graph, neighbours)
+
+
+def test_the_graph_option_is_refused_by_losses_without_a_graph(tiny_model_path, tiny_data, tmp_path):
+    result = _train(tiny_model_path, tiny_data, tmp_path / "out", "--loss", "supcon", "--graph", "knn")
+    assert result.exit_code == 2 and "--loss supcon does not use --graph" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_unlabelled_files_and_losses_exit_2(tiny_model_path, tiny_data, tmp_path):

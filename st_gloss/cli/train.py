@@ -108,6 +108,19 @@ def _sigma(ctx, param, value):
     "[default: 0; 4 for gloss+memory].",
 )
 @click.option(
+    "--graph",
+    default=None,
+    type=click.Choice(["dense", "knn"]),
+    help="G-Loss graph: dense (fully connected, the paper's) or knn (each text linked to its --num-neighbors "
+    "nearest) [default: dense; knn with --unlabelled].",
+)
+@click.option(
+    "--num-neighbors",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Neighbours per text of the knn graph [default: 16; 10 with --unlabelled].",
+)
+@click.option(
     "--eval-metric",
     default="knn",
     show_default=True,
