@@ -63,6 +63,8 @@ def test_every_row_runs_and_the_report_pairs_them(tiny_model_path, tmp_path, mon
     text = few_shot.report(finished, "python -m evaluation.benchmarks.few_shot --toy",
                            reference="setfit" if HAS_SETFIT else "zero-shot")
     assert "### sample:mr, 4 labelled texts per class" in text
+    hours = sum(r["seconds"] for r in finished) / 3600
+    assert f"{len(finished)} runs, {hours:.1f} hours of run time in all" in text
     for row in rows:
         assert f"| {row} |" in text
     assert "(0/2)" in text or "(1/2)" in text or "(2/2)" in text  # a paired difference with its wins

@@ -450,7 +450,9 @@ def report(results: list[dict[str, Any]], command: str, reference: str = "setfit
     for r in results:
         job = r["job"]
         cells[(job["dataset"], job["shots"], job["row"])][job["seed"]] = r
-    lines = ["# Few labels: G-Loss against SetFit", "", f"Command: `{command}`", ""]
+    total = sum(r["seconds"] for r in results)
+    lines = ["# Few labels: G-Loss against SetFit", "", f"Command: `{command}`", "",
+             f"{len(results)} runs, {total / 3600:.1f} hours of run time in all (the sum of the runs' seconds).", ""]
     for dataset in sorted({d for d, _, _ in cells}):
         for shots in sorted({k for d, k, _ in cells if d == dataset}):
             lines += [f"### {dataset}, {shots} labelled texts per class", "",
