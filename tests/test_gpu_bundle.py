@@ -9,7 +9,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from tiny_model import simple_corpus
+from tiny_model import simple_corpus, write_split
 
 from evaluation.benchmarks import gpu_bundle
 
@@ -20,11 +20,7 @@ def data_root(tmp_path_factory):
     folder = root / "mr"
     folder.mkdir()
     for split, (n, seed) in {"train": (12, 0), "val": (4, 2), "test": (4, 1)}.items():
-        texts, labels = simple_corpus(n_per_class=n, seed=seed)
-        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(zip(texts, labels))
+        write_split(folder, split, *simple_corpus(n_per_class=n, seed=seed))
     long_text = " ".join(f"w{i}" for i in range(gpu_bundle.MAX_WORDS + 50))
     with open(folder / "train.csv", "a", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerow([long_text, 0])

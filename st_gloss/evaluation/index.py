@@ -144,14 +144,7 @@ def numpy_knn(queries: np.ndarray, rows: np.ndarray, k: int, *, query_chunk: int
         return sims_out, ids_out
     for start in range(0, m, query_chunk):
         scores = queries[start:start + query_chunk] @ rows.T
-        if take < n:
-            # The k-th largest score, then every row at least that large, sorted with ties by id.
-            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-            candidates = np.where(scores >= threshold, scores, -np.inf)
-        else:
-            candidates = scores
-        order = np.argsort(-candidates, axis=1, kind="stable")[:, :take]
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :take]  # stable: ties to the lower id
         sims_out[start:start + query_chunk, :take] = np.take_along_axis(scores, order, axis=1)
         ids_out[start:start + query_chunk, :take] = order
     return sims_out, ids_out
