@@ -156,22 +156,27 @@ class ClassBalancedBatchSampler(DefaultBatchSampler):
             yield from self._epoch_batches(generator)
 
     def _epoch_batches(self, generator: torch.Generator) -> Iterator[list[int]]:
+        sizes = self._batch_sizes()
+        if self._stratified:
+            batches = self._stratified_batches(sizes, generator)
+        else:
+            queues = self._class_queues(generator)
+            batches = [self._fill(queues, size, generator) for size in sizes]
+        if not self.drop_last and len(batches) > 1:
+            self._mix_tail(batches[-2], batches[-1])
+        yield from batches
+
+    def _class_queues(self, generator: torch.Generator) -> list[list[list[int]]]:
+        """Per class, its examples shuffled and cut into groups of ``samples_per_class``."""
         m = self.samples_per_class
-        queues: list[list[list[int]]] = []  # per class, its shuffled groups of m
+        queues: list[list[list[int]]] = []
         for indices in self.groups.values():
             shuffled = [indices[i] for i in torch.randperm(len(indices), generator=generator)]
             pieces = [shuffled[i : i + m] for i in range(0, len(shuffled), m)]
             if len(pieces) > 1 and len(pieces[-1]) == 1:  # never leave a lone example of a class
                 pieces[-2].extend(pieces.pop())
             queues.append(pieces)
-        sizes = self._batch_sizes()
-        if self._stratified:
-            batches = self._stratified_batches(sizes, generator)
-        else:
-            batches = [self._fill(queues, size, generator) for size in sizes]
-        if not self.drop_last and len(batches) > 1:
-            self._mix_tail(batches[-2], batches[-1])
-        yield from batches
+        return queues
 
     def _batch_sizes(self) -> list[int]:
         """The size of every batch of an epoch: full batches with ``drop_last``; otherwise
